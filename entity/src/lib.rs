@@ -1,0 +1,5 @@
+//! SeaORM entities of authgraph: database-shaped, nothing GraphQL here.
+
+pub mod revocation;
+pub mod session;
+pub mod user;

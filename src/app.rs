@@ -1,0 +1,147 @@
+//! build(): connect, migrate, assemble schema and routes, bind. Used by the
+//! binary and by the tests alike.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::middleware::CatchPanic;
+use poem::{EndpointExt, Route, Server, get};
+
+use crate::auth::jwt::Tokens;
+use crate::auth::password::Hasher;
+use crate::config::{ConfigError, Settings};
+use crate::error::chain;
+use crate::graphql;
+use crate::http;
+use crate::ratelimit::RateLimiter;
+use crate::state::AppState;
+use crate::store::{self, Store};
+
+/// How often expired revocations and sessions are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+/// How often the rate limiter forgets clients that are back to a full allowance.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+/// How long in-flight requests get to finish on shutdown.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// A server that is bound and ready to run.
+pub struct App {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    routes: poem::endpoint::BoxEndpoint<'static>,
+    state: std::sync::Arc<AppState>,
+    leeway: i64,
+}
+
+/// Connects and applies pending migrations.
+pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
+    let db = store::connect(&settings.database_url)
+        .await
+        .map_err(|err| {
+            ConfigError::new(
+                "DATABASE_URL",
+                format!("cannot open the database: {}", chain(&err)),
+            )
+        })?;
+    Migrator::up(&db, None).await.map_err(|err| {
+        ConfigError::new(
+            "DATABASE_URL",
+            format!("migrations failed: {}", chain(&err)),
+        )
+    })?;
+    Ok(Store::new(db))
+}
+
+pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
+    settings.explicit_jwt_key()?;
+    let store = migrate(settings).await?;
+    let key = settings.jwt_key()?;
+    let permits = std::thread::available_parallelism().map_or(2, usize::from);
+    let hasher = Hasher::new(permits)
+        .map_err(|err| ConfigError::new("JWT_SECRET", format!("cannot set up Argon2: {err}")))?;
+    let state = AppState {
+        store: store.clone(),
+        tokens: Tokens::new(
+            &key,
+            settings.access_token_ttl,
+            settings.refresh_token_ttl,
+            settings.jwt_leeway,
+        ),
+        hasher,
+        limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
+    };
+    let state = std::sync::Arc::new(state);
+    let schema = graphql::schema(state.clone());
+
+    let acceptor = TcpListener::bind(settings.bind_addr)
+        .into_acceptor()
+        .await
+        .map_err(|err| {
+            ConfigError::new(
+                "BIND_ADDR",
+                format!("cannot listen on {}: {err}", settings.bind_addr),
+            )
+        })?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| ConfigError::new("BIND_ADDR", "no local address after binding"))?;
+
+    let routes = Route::new()
+        .at("/graphql", get(http::graphiql).post(http::graphql))
+        .at("/healthz", get(http::healthz))
+        .data(schema)
+        .data(store)
+        .with(CatchPanic::new())
+        .boxed();
+    Ok(App {
+        acceptor,
+        addr,
+        routes,
+        state,
+        leeway: i64::try_from(settings.jwt_leeway).unwrap_or(0),
+    })
+}
+
+impl App {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.leeway));
+        tracing::info!("listening on http://{}/graphql", self.addr);
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE))
+            .await;
+        housekeeping.abort();
+        served
+    }
+}
+
+/// Prunes the blacklist and lets the rate limiter forget idle clients.
+async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
+    let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = forget.tick() => state.limiter.forget_idle(),
+            _ = prune.tick() => {
+                // A token is accepted until exp + leeway: keep its row until then.
+                let cutoff = chrono::Utc::now().timestamp() - leeway;
+                match state.store.prune(cutoff).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "pruned expired revocations and sessions"),
+                    Err(err) => tracing::warn!(error = %chain(&err), "pruning failed; will retry"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Typed settings: every one an environment variable and an equal flag,
+//! validated once at start-up.
+
+use std::fmt;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "authgraph", version, about = "GraphQL authentication API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+}
+
+/// Every setting of API.md. Flags are global, so `authgraph --bind-addr X`
+/// and `authgraph serve --bind-addr X` are the same.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// SQLite file (`sqlite://FILE?mode=rwc`) or PostgreSQL (`postgres://...`).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://authgraph.db?mode=rwc",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Listen address; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", value_parser = parse_bind_addr, global = true)]
+    pub bind_addr: SocketAddr,
+
+    /// HS256 key, at least 32 bytes. Unset: a random key kept in JWT_SECRET_FILE.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Where the generated key is kept (created once, mode 0600) when JWT_SECRET is unset.
+    #[arg(
+        long,
+        env = "JWT_SECRET_FILE",
+        default_value = "authgraph.secret",
+        global = true
+    )]
+    pub jwt_secret_file: PathBuf,
+
+    /// Access token lifetime, seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    pub access_token_ttl: u64,
+
+    /// Refresh token lifetime, seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    pub refresh_token_ttl: u64,
+
+    /// Seconds of clock skew accepted on `exp`.
+    #[arg(long, env = "JWT_LEEWAY", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub jwt_leeway: u64,
+
+    /// signup/login/refreshToken attempts per client IP and minute; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "AUTH_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 20,
+        global = true
+    )]
+    pub auth_rate_limit_per_minute: u32,
+
+    /// tracing filter, e.g. `info` or `authgraph=debug,info`.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub rust_log: String,
+}
+
+/// Ten years: long enough for anyone, short enough that `now + ttl` never overflows.
+const MAX_TTL: u64 = 10 * 365 * 24 * 3600;
+
+/// A key that never shows itself in `Debug` or a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub const MIN_LEN: usize = 32;
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value.into_bytes())
+    }
+}
+
+/// A setting that stops the start: printed as one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            setting,
+            message: message.into(),
+        }
+    }
+}
+
+fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| "expected HOST:PORT, for example 127.0.0.1:8000".to_owned())
+}
+
+impl Settings {
+    /// JWT_SECRET, checked for length, when it is set. Pure: run it before
+    /// anything slow, so a bad key is reported at once.
+    pub fn explicit_jwt_key(&self) -> Result<Option<Secret>, ConfigError> {
+        match &self.jwt_secret {
+            Some(secret) if secret.expose().len() < Secret::MIN_LEN => Err(ConfigError::new(
+                "JWT_SECRET",
+                format!(
+                    "must be at least {} bytes, got {}",
+                    Secret::MIN_LEN,
+                    secret.expose().len()
+                ),
+            )),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// The HS256 key: JWT_SECRET if set, else the one kept in JWT_SECRET_FILE,
+    /// created on first start.
+    pub fn jwt_key(&self) -> Result<Secret, ConfigError> {
+        match self.explicit_jwt_key()? {
+            Some(secret) => Ok(secret),
+            None => load_or_create_secret(&self.jwt_secret_file),
+        }
+    }
+}
+
+/// Reads the key file, or creates it with a random 256-bit key (hex, mode 0600).
+/// Creation is atomic and never overwrites: two servers starting at once agree on one key.
+fn load_or_create_secret(path: &Path) -> Result<Secret, ConfigError> {
+    let fail = |what: &str, err: std::io::Error| {
+        ConfigError::new(
+            "JWT_SECRET_FILE",
+            format!("{what} {}: {err}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(path) {
+        Ok(content) => return secret_from_file(path, &content),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail("cannot read", err)),
+    }
+
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|err| {
+        ConfigError::new(
+            "JWT_SECRET_FILE",
+            format!("no system randomness to create a key: {err}"),
+        )
+    })?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(hex.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("cannot create", err));
+    }
+    // A hard link fails if the file appeared meanwhile: then the other writer's key wins.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created a new JWT key");
+            Ok(Secret(hex.into_bytes()))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let content = std::fs::read_to_string(path).map_err(|err| fail("cannot read", err))?;
+            secret_from_file(path, &content)
+        }
+        Err(err) => Err(fail("cannot create", err)),
+    }
+}
+
+fn secret_from_file(path: &Path, content: &str) -> Result<Secret, ConfigError> {
+    let key = content.trim();
+    if key.len() < Secret::MIN_LEN {
+        return Err(ConfigError::new(
+            "JWT_SECRET_FILE",
+            format!(
+                "{} holds a key shorter than {} bytes",
+                path.display(),
+                Secret::MIN_LEN
+            ),
+        ));
+    }
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the JWT key file is readable by other users; chmod 600 it");
+        }
+    }
+    Ok(Secret(key.as_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut argv = vec!["authgraph"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_showing_it() {
+        let s = settings(&["--jwt-secret", "tooshort-secret-value"]);
+        let err = s.jwt_key().unwrap_err();
+        assert_eq!(err.setting, "JWT_SECRET");
+        assert!(!err.to_string().contains("tooshort"));
+    }
+
+    #[test]
+    fn generated_secret_is_kept_with_mode_0600_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        let first = load_or_create_secret(&file).unwrap();
+        let second = load_or_create_secret(&file).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first.expose().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn ttl_zero_is_refused() {
+        let err = Cli::try_parse_from(["authgraph", "--access-token-ttl", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--access-token-ttl"));
+    }
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let a = Cli::try_parse_from(["authgraph", "--jwt-leeway", "5", "serve"]).unwrap();
+        let b = Cli::try_parse_from(["authgraph", "serve", "--jwt-leeway", "5"]).unwrap();
+        assert_eq!(a.settings.jwt_leeway, 5);
+        assert_eq!(b.settings.jwt_leeway, 5);
+    }
+}

@@ -1,0 +1,176 @@
+//! The one error type of the GraphQL layer, and its one mapping to
+//! `errors[].extensions.code` (API.md, "Errors").
+//!
+//! `AppError` deliberately does not implement `Display`: async-graphql turns any
+//! `Display` error into a message verbatim, and this way the only road from an
+//! `AppError` to a response is the `From` impl below.
+
+use std::error::Error as StdError;
+
+use async_graphql::ErrorExtensions;
+
+use crate::domain::InvalidInput;
+
+/// Why a token was refused: `extensions.reason` of `UNAUTHENTICATED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Invalid,
+    Expired,
+    Revoked,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "Authentication required: send an access token as 'Authorization: Bearer <token>'"
+            }
+            Self::Invalid => "The token is not valid",
+            Self::Expired => "The token has expired",
+            Self::Revoked => "The token has been revoked: log in again",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum AppError {
+    BadUserInput(InvalidInput),
+    Conflict {
+        field: &'static str,
+    },
+    InvalidCredentials,
+    Unauthenticated(AuthFailure),
+    Forbidden,
+    TooManyRequests {
+        retry_after: u64,
+    },
+    /// Anything unexpected. The cause is logged, never shown.
+    Internal(Box<dyn StdError + Send + Sync>),
+}
+
+impl AppError {
+    pub fn internal(err: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl From<InvalidInput> for AppError {
+    fn from(err: InvalidInput) -> Self {
+        Self::BadUserInput(err)
+    }
+}
+
+impl From<AuthFailure> for AppError {
+    fn from(reason: AuthFailure) -> Self {
+        Self::Unauthenticated(reason)
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// The cause chain of an error on one line, for the log.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    let mut last = text.clone();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        // Wrappers often repeat their source's text; say it once.
+        if !last.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        last = next;
+        source = cause.source();
+    }
+    text
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        let code = err.code();
+        let error = match err {
+            AppError::BadUserInput(input) => {
+                async_graphql::Error::new(format!("{} {}", input.field, input.message))
+                    .extend_with(|_, e| e.set("field", input.field))
+            }
+            AppError::Conflict { field } => {
+                async_graphql::Error::new(format!("This {field} is already taken"))
+                    .extend_with(|_, e| e.set("field", field))
+            }
+            AppError::InvalidCredentials => {
+                async_graphql::Error::new("Invalid username, email or password")
+            }
+            AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
+                .extend_with(|_, e| e.set("reason", reason.as_str())),
+            AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
+            AppError::TooManyRequests { retry_after } => async_graphql::Error::new(format!(
+                "Too many attempts: try again in {retry_after} seconds"
+            ))
+            .extend_with(|_, e| e.set("retryAfter", retry_after)),
+            AppError::Internal(cause) => {
+                tracing::error!(error = %chain(cause.as_ref()), "internal error");
+                async_graphql::Error::new("Internal server error")
+            }
+        };
+        error.extend_with(|_, e| e.set("code", code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extensions(err: AppError) -> serde_json::Value {
+        let server = async_graphql::Error::from(err).into_server_error(Default::default());
+        serde_json::to_value(&server).unwrap()
+    }
+
+    #[test]
+    fn every_variant_carries_its_code_and_extras() {
+        let v = extensions(AppError::BadUserInput(InvalidInput::new("email", "is bad")));
+        assert_eq!(v["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(v["extensions"]["field"], "email");
+        let v = extensions(AppError::Unauthenticated(AuthFailure::Expired));
+        assert_eq!(v["extensions"]["code"], "UNAUTHENTICATED");
+        assert_eq!(v["extensions"]["reason"], "expired");
+        let v = extensions(AppError::TooManyRequests { retry_after: 3 });
+        assert_eq!(v["extensions"]["retryAfter"], 3);
+        let v = extensions(AppError::Conflict { field: "username" });
+        assert_eq!(v["extensions"]["field"], "username");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let cause = std::io::Error::other("SELECT password_hash FROM users failed");
+        let v = extensions(AppError::internal(cause));
+        assert_eq!(v["extensions"]["code"], "INTERNAL_SERVER_ERROR");
+        assert!(!v["message"].as_str().unwrap().contains("SELECT"));
+    }
+}

@@ -1,0 +1,116 @@
+//! signup, login and me.
+
+use async_graphql::{Context, InputObject, Object};
+use uuid::Uuid;
+
+use super::tokens::{new_session, now, rate_limit};
+use super::types::{AuthPayload, User};
+use crate::auth::guard::{Authenticated, ContextExt};
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use crate::store::{CreateUserError, NewUser};
+
+/// A new account.
+#[derive(InputObject)]
+pub struct SignupInput {
+    /// 3-32 characters of `A-Z a-z 0-9 _ . -` (trimmed; unique ignoring case).
+    pub username: String,
+    /// Trimmed and lower-cased; at most 254 characters.
+    pub email: String,
+    /// 8-128 characters; never trimmed.
+    pub password: String,
+}
+
+/// Credentials to log in with.
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// The username (any case) or the email address.
+    pub username: String,
+    /// The account's password, exactly as set.
+    pub password: String,
+}
+
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The caller. Needs an access token.
+    #[graphql(guard = "Authenticated")]
+    async fn me(&self, ctx: &Context<'_>) -> Result<User, AppError> {
+        Ok(User(ctx.requester().await?.user.clone()))
+    }
+}
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates an account and starts a session on it, exactly as `login` does.
+    /// `BAD_USER_INPUT` (with `field`) for input that breaks a rule, `CONFLICT`
+    /// (with `field`) when the username or email is taken.
+    async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<AuthPayload, AppError> {
+        rate_limit(ctx)?;
+        let username = Username::parse(&input.username)?;
+        let email = Email::parse(&input.email)?;
+        let password = Password::parse(&input.password, "password")?;
+        let state = ctx.state();
+        let password_hash = state
+            .hasher
+            .hash(password.expose().to_owned())
+            .await
+            .map_err(AppError::internal)?;
+        let user_id = Uuid::new_v4();
+        let now = now();
+        let (session, payload) = new_session(ctx, user_id, now)?;
+        let user = state
+            .store
+            .create_user(
+                NewUser {
+                    id: user_id,
+                    username,
+                    email,
+                    password_hash,
+                },
+                session,
+            )
+            .await
+            .map_err(|err| match err {
+                CreateUserError::Taken(field) => AppError::Conflict { field },
+                CreateUserError::Db(err) => err.into(),
+            })?;
+        Ok(payload.with_user(user))
+    }
+
+    /// Starts a session. `username` may be the username (any case) or the email.
+    /// One `INVALID_CREDENTIALS` error, in about the same time, whether or not
+    /// the account exists.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, AppError> {
+        rate_limit(ctx)?;
+        let state = ctx.state();
+        // Nothing that long can match a stored account, so it is not looked up;
+        // the dummy verification below keeps the timing the same.
+        let plausible = input.username.trim().chars().count() <= Email::MAX
+            && input.password.chars().count() <= Password::MAX;
+        let user = if plausible {
+            state.store.find_for_login(&input.username).await?
+        } else {
+            None
+        };
+        let verified = state
+            .hasher
+            .verify(
+                input.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await
+            .map_err(AppError::internal)?;
+        let Some(user) = user.filter(|_| verified) else {
+            return Err(AppError::InvalidCredentials);
+        };
+        let (session, payload) = new_session(ctx, user.id, now())?;
+        state.store.start_session(user.id, session).await?;
+        Ok(payload.with_user(user))
+    }
+}

@@ -1,0 +1,46 @@
+//! The GraphQL schema: assembly, limits and the types features share.
+
+mod account;
+mod codes;
+mod tokens;
+mod types;
+
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::state::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(account::AccountQuery, tokens::TokenQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(account::AccountMutation, tokens::TokenMutation);
+
+pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest document accepted. The introspection query of GraphiQL, Apollo and
+/// GraphQL Code Generator (graphql-js `getIntrospectionQuery`, whose `TypeRef`
+/// nests `ofType` nine deep) needs 13; a test runs it.
+pub const MAX_DEPTH: usize = 16;
+/// Most fields a document may select (aliases count). The standard introspection
+/// query is about 200; a test runs it.
+pub const MAX_COMPLEXITY: usize = 500;
+/// Most operations in one batched HTTP request.
+pub const MAX_BATCH: usize = 10;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(10)
+        .extension(codes::Codes)
+}
+
+/// The schema that serves requests.
+pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
+    builder().data(state).finish()
+}
+
+/// The SDL: `authgraph schema`, and `schema.graphql` at the repository root.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

@@ -1,0 +1,108 @@
+//! Output types shared by the features. Built from entity models, never
+//! derived on them, so a password hash has no way into a response.
+
+use async_graphql::{Enum, ID, Object, SimpleObject};
+use chrono::Utc;
+use entity::user;
+
+/// What a user may do.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// An ordinary account.
+    User,
+    /// May list users and change roles.
+    Admin,
+}
+
+impl From<user::Role> for Role {
+    fn from(role: user::Role) -> Self {
+        match role {
+            user::Role::User => Self::User,
+            user::Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// An account.
+pub struct User(pub user::Model);
+
+#[Object]
+impl User {
+    /// Opaque, stable identifier (a UUID). The `sub` claim of the user's tokens.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// As given at signup (unique ignoring case).
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+
+    /// Lower-cased.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// When the account was created.
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.0.created_at)
+    }
+}
+
+/// The tokens of a new or refreshed session, and its user.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Short-lived JWT: send it as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Long-lived JWT for `refreshToken` and `logout`. Single use: every refresh
+    /// returns a new one, and presenting a used one ends the whole session.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until `accessToken` expires.
+    pub expires_in: i32,
+    /// The account the tokens belong to.
+    pub user: User,
+}
+
+/// What `verifyToken` found out about a token.
+#[derive(SimpleObject, Default)]
+pub struct TokenInfo {
+    /// True when the token would be accepted now.
+    pub valid: bool,
+    /// When not valid: `invalid`, `expired` or `revoked`.
+    pub reason: Option<&'static str>,
+    /// `access` or `refresh`; null when the token is not ours.
+    pub token_type: Option<&'static str>,
+    /// The user the token belongs to; null when the token is not ours.
+    pub user_id: Option<ID>,
+    /// When the token expires (or expired); null when the token is not ours.
+    pub expires_at: Option<DateTime>,
+}
+
+/// A point in time: RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T09:30:00.000Z`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateTime(pub chrono::DateTime<Utc>);
+
+/// A point in time: RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T09:30:00.000Z`.
+#[async_graphql::Scalar(name = "DateTime")]
+impl async_graphql::ScalarType for DateTime {
+    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
+        match &value {
+            async_graphql::Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| Self(t.with_timezone(&Utc)))
+                .map_err(|_| {
+                    async_graphql::InputValueError::custom("expected an RFC 3339 date-time")
+                }),
+            _ => Err(async_graphql::InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> async_graphql::Value {
+        async_graphql::Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+}

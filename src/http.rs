@@ -1,0 +1,137 @@
+//! The HTTP routes: GraphQL over HTTP, GraphiQL and the health check.
+
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse};
+use async_graphql_poem::GraphQLBatchResponse;
+use poem::error::ReadBodyError;
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Html, Json};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde_json::json;
+
+use crate::auth::guard::{Credentials, RequestMeta};
+use crate::graphql::{AuthSchema, MAX_BATCH};
+use crate::store::Store;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Longest user agent kept with a session.
+const MAX_USER_AGENT: usize = 512;
+
+/// A GraphQL-style error body for requests refused before any operation ran.
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+#[handler]
+pub async fn graphql(req: &Request, body: Body, schema: Data<&AuthSchema>) -> Response {
+    let is_json = req
+        .header(header::CONTENT_TYPE)
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_REQUEST",
+            "Send the request as 'Content-Type: application/json'",
+        );
+    }
+    let bytes = match body.into_bytes_limit(MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(ReadBodyError::PayloadTooLarge) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_REQUEST",
+                "The request body is larger than 64 KiB",
+            );
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The request body could not be read",
+            );
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "The body is not a GraphQL request: expected JSON {\"query\", \"variables\", \"operationName\"} or an array of them",
+            );
+        }
+    };
+    if batch.iter().any(|r| r.query.trim().is_empty()) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "Every operation needs a non-empty \"query\"",
+        );
+    }
+    let batch = match batch {
+        BatchRequest::Batch(list) if list.is_empty() || list.len() > MAX_BATCH => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "A batch holds 1 to 10 operations",
+            );
+        }
+        batch => batch,
+    };
+
+    let credentials = Credentials::from_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let client_ip = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    let user_agent = req.header(header::USER_AGENT).map(|ua| {
+        ua.char_indices()
+            .nth(MAX_USER_AGENT)
+            .map_or(ua, |(cut, _)| &ua[..cut])
+            .to_owned()
+    });
+    // Operations of a batch run one after the other, each authenticating on its
+    // own: a logout in one is seen by the next, and one request can't fan out
+    // into ten concurrent password hashes.
+    let meta = || RequestMeta::new(credentials.clone(), client_ip, user_agent.clone());
+    let response = match batch {
+        BatchRequest::Single(request) => {
+            BatchResponse::Single(schema.execute(request.data(meta())).await)
+        }
+        BatchRequest::Batch(list) => {
+            let mut responses = Vec::with_capacity(list.len());
+            for request in list {
+                responses.push(schema.execute(request.data(meta())).await);
+            }
+            BatchResponse::Batch(responses)
+        }
+    };
+    GraphQLBatchResponse(response).into_response()
+}
+
+#[handler]
+pub fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+#[handler]
+pub async fn healthz(store: Data<&Store>) -> Response {
+    let up = tokio::time::timeout(Duration::from_secs(2), store.ping())
+        .await
+        .is_ok_and(|ping| ping.is_ok());
+    if up {
+        (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable" })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,12 @@
+//! authgraph: a GraphQL authentication API.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ratelimit;
+pub mod state;
+pub mod store;

@@ -1,0 +1,123 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use authgraph::config::{Cli, Command, ConfigError, Settings};
+use clap::Parser;
+use clap::error::ErrorKind;
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for a bad setting (API.md).
+const BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("error: .env: {err}");
+        return ExitCode::from(BAD_CONFIG);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            err.exit()
+        }
+        Err(err) => {
+            // clap's first line names the setting; the rest is tips.
+            let text = err.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Schema = command {
+        print!("{}", authgraph::graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let settings = cli.settings;
+    if let Err(err) = init_tracing(&settings) {
+        return fail(&err);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match command {
+            Command::Migrate => match authgraph::app::migrate(&settings).await {
+                Ok(_) => {
+                    tracing::info!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&err),
+            },
+            _ => serve(&settings).await,
+        }
+    })
+}
+
+async fn serve(settings: &Settings) -> ExitCode {
+    let app = match authgraph::app::build(settings).await {
+        Ok(app) => app,
+        Err(err) => return fail(&err),
+    };
+    match app.run(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(err: &ConfigError) -> ExitCode {
+    eprintln!("error: {err}");
+    ExitCode::from(BAD_CONFIG)
+}
+
+fn init_tracing(settings: &Settings) -> Result<(), ConfigError> {
+    let filter = EnvFilter::try_new(&settings.rust_log)
+        .map_err(|err| ConfigError::new("RUST_LOG", err.to_string()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

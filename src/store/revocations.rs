@@ -1,0 +1,121 @@
+use chrono::{DateTime, Utc};
+use entity::{revocation, session, user};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait};
+use uuid::Uuid;
+
+use super::Store;
+use crate::auth::jwt::Claims;
+
+/// What became of a refresh token presented for rotation.
+#[derive(Debug)]
+pub enum Rotation {
+    /// It was live: now it is revoked, and the session's new tokens may be issued.
+    Rotated(user::Model),
+    /// It had been rotated before: its session has now been ended.
+    Reused,
+    /// Its session had ended.
+    Revoked,
+    /// Its user is gone.
+    UnknownUser,
+}
+
+impl Store {
+    /// Revokes the presented refresh token and moves its session on, in one
+    /// transaction. The first statement is the insert of its `jti`, so
+    /// concurrent rotations of one token serialise on the primary key and
+    /// exactly one gets through.
+    pub async fn rotate(
+        &self,
+        old: &Claims,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<Rotation, DbErr> {
+        let txn = self.db.begin().await?;
+        let marked = revocation::Entity::insert(revocation::ActiveModel {
+            id: Set(old.jti),
+            kind: Set(revocation::Kind::Token),
+            revoked_at: Set(now.timestamp()),
+            expires_at: Set(old.exp),
+        })
+        .exec_without_returning(&txn)
+        .await;
+        if let Err(err) = marked {
+            txn.rollback().await?;
+            return match err.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    self.end_session(old.sid, old.exp).await?;
+                    Ok(Rotation::Reused)
+                }
+                _ => Err(err),
+            };
+        }
+        let session_ended = revocation::Entity::find_by_id(old.sid)
+            .one(&txn)
+            .await?
+            .is_some();
+        if session_ended {
+            txn.rollback().await?;
+            return Ok(Rotation::Revoked);
+        }
+        let Some(user) = user::Entity::find_by_id(old.sub).one(&txn).await? else {
+            txn.rollback().await?;
+            return Ok(Rotation::UnknownUser);
+        };
+        session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, now.into())
+            .col_expr(session::Column::ExpiresAt, new_expires_at.into())
+            .filter(session::Column::Id.eq(old.sid))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(Rotation::Rotated(user))
+    }
+
+    /// Ends session `sid`: every token carrying it is refused from now on.
+    /// Ending an ended session is a no-op. `token_exp` is the expiry of the token
+    /// that asked, a floor in case the session row is gone.
+    pub async fn end_session(&self, sid: Uuid, token_exp: i64) -> Result<(), DbErr> {
+        let session_exp = session::Entity::find_by_id(sid)
+            .one(&self.db)
+            .await?
+            .map_or(token_exp, |s| s.expires_at);
+        revocation::Entity::insert(revocation::ActiveModel {
+            id: Set(sid),
+            kind: Set(revocation::Kind::Session),
+            revoked_at: Set(Utc::now().timestamp()),
+            expires_at: Set(session_exp.max(token_exp)),
+        })
+        .on_conflict(
+            OnConflict::column(revocation::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// Is a token with this `sid` and `jti` revoked?
+    pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
+        Ok(revocation::Entity::find()
+            .filter(revocation::Column::Id.is_in([sid, jti]))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Deletes revocations and sessions whose every token expired before `cutoff`
+    /// (Unix seconds; the caller subtracts the leeway). Returns rows deleted.
+    pub async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
+        let revocations = revocation::Entity::delete_many()
+            .filter(revocation::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        let sessions = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(revocations.rows_affected + sessions.rows_affected)
+    }
+}

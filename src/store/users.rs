@@ -1,0 +1,125 @@
+use chrono::{DateTime, Utc};
+use entity::{session, user};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::Store;
+use crate::domain::{Email, Username};
+
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
+}
+
+/// The session row written when a login (or signup) starts a session.
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_agent: Option<String>,
+    pub now: DateTime<Utc>,
+    /// Unix seconds when its newest token expires.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("{0} taken")]
+    Taken(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl Store {
+    /// Inserts the user and its first session in one transaction. The unique
+    /// indexes decide races: of concurrent signups of one name, one wins.
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+        first_session: NewSession,
+    ) -> Result<user::Model, CreateUserError> {
+        let user = user::ActiveModel {
+            id: Set(new.id),
+            username_key: Set(new.username.key()),
+            username: Set(new.username.as_str().to_owned()),
+            email: Set(new.email.as_str().to_owned()),
+            password_hash: Set(new.password_hash),
+            role: Set(user::Role::User),
+            created_at: Set(first_session.now),
+        };
+        let txn = self.db.begin().await?;
+        let user = match user.insert(&txn).await {
+            Ok(user) => user,
+            Err(err) => {
+                return Err(match err.sql_err() {
+                    Some(SqlErr::UniqueConstraintViolation(detail)) => {
+                        CreateUserError::Taken(if detail.contains("email") {
+                            "email"
+                        } else {
+                            "username"
+                        })
+                    }
+                    _ => err.into(),
+                });
+            }
+        };
+        insert_session(&txn, user.id, first_session).await?;
+        txn.commit().await?;
+        Ok(user)
+    }
+
+    /// The user a login names: by email when it has an `@`, else by username ignoring case.
+    pub async fn find_for_login(&self, identifier: &str) -> Result<Option<user::Model>, DbErr> {
+        let identifier = identifier.trim();
+        let filter = if identifier.contains('@') {
+            user::Column::Email.eq(identifier.to_lowercase())
+        } else {
+            user::Column::UsernameKey.eq(identifier.to_ascii_lowercase())
+        };
+        user::Entity::find().filter(filter).one(&self.db).await
+    }
+
+    pub async fn start_session(&self, user_id: Uuid, new: NewSession) -> Result<(), DbErr> {
+        insert_session(&self.db, user_id, new).await
+    }
+
+    /// The user of a token, in one round trip: `None` when the user is gone or
+    /// the token's `jti` or `sid` is revoked.
+    pub async fn user_unless_revoked(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<user::Model>, DbErr> {
+        let revoked = Query::select()
+            .expr(Expr::val(1))
+            .from(entity::revocation::Entity)
+            .and_where(entity::revocation::Column::Id.is_in([sid, jti]))
+            .to_owned();
+        user::Entity::find_by_id(user_id)
+            .filter(Expr::exists(revoked).not())
+            .one(&self.db)
+            .await
+    }
+}
+
+async fn insert_session(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: Uuid,
+    new: NewSession,
+) -> Result<(), DbErr> {
+    session::ActiveModel {
+        id: Set(new.id),
+        user_id: Set(user_id),
+        created_at: Set(new.now),
+        last_used_at: Set(new.now),
+        expires_at: Set(new.expires_at),
+        user_agent: Set(new.user_agent),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,214 @@
+//! The binary as an operator meets it: subcommands, settings, bad settings.
+
+use std::process::Output;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = base_command(dir);
+    command.args(args).envs(env.iter().copied());
+    command.output().expect("run authgraph")
+}
+
+/// A bad setting: exit code 2 and exactly one line on stderr naming it.
+fn assert_refused(output: &Output, setting: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(stderr.contains(setting), "names {setting}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn schema_graphql_is_exactly_what_authgraph_schema_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["schema"], &[]);
+    assert!(output.status.success());
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql at the repository root");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed == committed,
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+    for name in [
+        "signup",
+        "login",
+        "refreshToken",
+        "logout",
+        "me",
+        "verifyToken",
+        "scalar DateTime",
+    ] {
+        assert!(printed.contains(name), "{name}");
+    }
+}
+
+#[test]
+fn bad_settings_end_the_start_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "only-twenty-bytes-xx";
+    let out = assert_refused(
+        &run(dir.path(), &[], &[("JWT_SECRET", short)]),
+        "JWT_SECRET",
+    );
+    assert!(!out.contains(short), "the secret is not shown: {out}");
+    assert_refused(
+        &run(dir.path(), &[], &[("ACCESS_TOKEN_TTL", "soon")]),
+        "ACCESS_TOKEN_TTL",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("REFRESH_TOKEN_TTL", "-1")]),
+        "REFRESH_TOKEN_TTL",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("JWT_LEEWAY", "1.5")]),
+        "JWT_LEEWAY",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("AUTH_RATE_LIMIT_PER_MINUTE", "many")]),
+        "AUTH_RATE_LIMIT_PER_MINUTE",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("BIND_ADDR", "nowhere")]),
+        "BIND_ADDR",
+    );
+    assert_refused(
+        &run(dir.path(), &["--access-token-ttl", "0"], &[]),
+        "ACCESS_TOKEN_TTL",
+    );
+    let out = assert_refused(
+        &run(
+            dir.path(),
+            &[],
+            &[
+                (
+                    "DATABASE_URL",
+                    "postgres://user:hunter2@127.0.0.1:1/authgraph",
+                ),
+                ("BIND_ADDR", "127.0.0.1:0"),
+            ],
+        ),
+        "DATABASE_URL",
+    );
+    assert!(!out.contains("hunter2"), "the password is not shown: {out}");
+    assert_refused(
+        &run(
+            dir.path(),
+            &[],
+            &[
+                ("DATABASE_URL", "sqlite:///no/such/dir/x.db?mode=rwc"),
+                ("BIND_ADDR", "127.0.0.1:0"),
+            ],
+        ),
+        "DATABASE_URL",
+    );
+    assert_refused(
+        &run(
+            dir.path(),
+            &[],
+            &[
+                ("DATABASE_URL", "mysql-ish://x"),
+                ("BIND_ADDR", "127.0.0.1:0"),
+            ],
+        ),
+        "DATABASE_URL",
+    );
+}
+
+#[test]
+fn migrate_applies_the_migrations_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["migrate"], &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        dir.path().join("authgraph.db").exists(),
+        "the default SQLite file"
+    );
+    // Twice is fine.
+    assert!(run(dir.path(), &["migrate"], &[]).status.success());
+}
+
+#[tokio::test]
+async fn flags_and_a_dot_env_file_are_settings_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "ACCESS_TOKEN_TTL=77\nAUTH_RATE_LIMIT_PER_MINUTE=0\n",
+    )
+    .unwrap();
+    let mut child = base_command(dir.path())
+        .args([
+            "serve",
+            "--bind-addr",
+            "127.0.0.1:0",
+            "--refresh-token-ttl",
+            "1234",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split("listening on http://")
+                .nth(1)
+                .map(|a| a.trim_end_matches("/graphql").to_owned())
+        })
+        .expect("the bound address is logged");
+    // Keep reading, so the server never writes to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({ "query": SIGNUP, "variables": { "input": { "username": "envy", "email": "envy@example.com", "password": PASSWORD } } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(body["data"]["signup"]["expiresIn"], 77, "{body}");
+    let refresh = claims(body["data"]["signup"]["refreshToken"].as_str().unwrap());
+    assert_eq!(
+        refresh["exp"].as_i64().unwrap() - refresh["iat"].as_i64().unwrap(),
+        1234
+    );
+}
+
+#[tokio::test]
+async fn the_generated_key_is_private_and_survives_a_restart() {
+    let server = TestServer::start().await;
+    let session = server.signup("victor").await;
+    let key_file = server.dir().join("authgraph.secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(key.trim().len() >= 32);
+    assert!(
+        !server.log_text().contains(key.trim()),
+        "the key is never logged"
+    );
+    let server = server.restart().await;
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    assert!(
+        server.me(&session.access).await["data"]["me"].is_object(),
+        "tokens survive a restart"
+    );
+}

@@ -1,0 +1,287 @@
+//! Starts the real `authgraph` binary (the `serve` path) on a random port with a
+//! fresh database, and speaks GraphQL over HTTP to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_authgraph");
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The environment every test server gets unless a test says otherwise:
+/// no rate limit (every test client is 127.0.0.1) and quiet logs.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("BIND_ADDR", "127.0.0.1:0"),
+    ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ("RUST_LOG", "info"),
+];
+
+pub struct TestServer {
+    child: Child,
+    pub addr: String,
+    dir: Arc<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a server with `env` on top of the defaults, in a new directory.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, env)
+    }
+
+    /// Stops this server (SIGKILL: nothing gets to flush) and starts a new one
+    /// on the same directory, database and key file.
+    pub async fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Self::spawn(self.dir.clone(), std::mem::take(&mut self.env))
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("authgraph.db")
+    }
+
+    fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+        let mut command = base_command(dir.path());
+        for (k, v) in DEFAULTS {
+            command.env(k, v);
+        }
+        for (k, v) in &env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn authgraph");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.trim_end_matches("/graphql").trim().to_owned();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "authgraph did not start; its log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self {
+            child,
+            addr,
+            dir,
+            env,
+            logs,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a JSON body to /graphql; returns the status and the parsed body.
+    pub async fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url("/graphql")).json(body);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Runs one operation; asserts HTTP 200 and returns the GraphQL response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .post_json(token, &json!({ "query": query, "variables": variables }))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Runs one operation with a raw `Authorization` header value.
+    pub async fn gql_with_header(&self, authorization: &str, query: &str) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .header("Authorization", authorization)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    pub async fn signup(&self, username: &str) -> Session {
+        let body = self
+            .gql(
+                None,
+                SIGNUP,
+                json!({ "input": {
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "password": PASSWORD,
+                }}),
+            )
+            .await;
+        Session::from_payload(&body, "signup")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        self.gql(
+            None,
+            LOGIN,
+            json!({ "input": { "username": username, "password": password } }),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Value {
+        self.gql(None, REFRESH, json!({ "t": refresh_token })).await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($t: String!) { logout(refreshToken: $t) }",
+            json!({ "t": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Value {
+        self.gql(
+            Some(access_token),
+            "{ me { id username email role } }",
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn verify(&self, token: &str) -> Value {
+        let body = self
+            .gql(
+                None,
+                "query($t: String!) { verifyToken(token: $t) { valid reason tokenType userId expiresAt } }",
+                json!({ "t": token }),
+            )
+            .await;
+        assert!(
+            body.get("errors").is_none(),
+            "verifyToken never errors: {body}"
+        );
+        body["data"]["verifyToken"].clone()
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `authgraph` in `dir` with a clean environment (nothing of the caller's leaks in).
+pub fn base_command(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+pub const SIGNUP: &str = "mutation($input: SignupInput!) { signup(input: $input) { accessToken refreshToken tokenType expiresIn user { id username email role createdAt } } }";
+pub const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken tokenType expiresIn user { id username email role createdAt } } }";
+pub const REFRESH: &str = "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken tokenType expiresIn user { id username email role createdAt } } }";
+
+/// The tokens of one session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl Session {
+    pub fn from_payload(body: &Value, field: &str) -> Self {
+        let payload = &body["data"][field];
+        assert!(payload.is_object(), "{field} failed: {body}");
+        Self {
+            access: payload["accessToken"].as_str().unwrap().to_owned(),
+            refresh: payload["refreshToken"].as_str().unwrap().to_owned(),
+            user_id: payload["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// The first error's `extensions.code` (or "" when there is none).
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// The first error's `extensions.reason`.
+pub fn reason(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["reason"]
+        .as_str()
+        .unwrap_or("")
+}
+
+/// The claims of a JWT, read without checking anything (as a client would).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// The header of a JWT.
+pub fn header(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').next().expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}

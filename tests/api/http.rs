@@ -1,0 +1,196 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// graphql-js `getIntrospectionQuery` with every option on and a nine-deep
+/// `TypeRef`: what GraphiQL, Apollo and GraphQL Code Generator send.
+const INTROSPECTION: &str = include_str!("introspection.graphql");
+
+#[tokio::test]
+async fn the_standard_introspection_query_works() {
+    let server = TestServer::start().await;
+    let body = server.gql(None, INTROSPECTION, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    let names: Vec<&str> = types.iter().filter_map(|t| t["name"].as_str()).collect();
+    for expected in [
+        "User",
+        "AuthPayload",
+        "TokenInfo",
+        "Role",
+        "DateTime",
+        "SignupInput",
+        "LoginInput",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn deeper_or_more_complex_documents_are_refused_before_execution() {
+    let server = TestServer::start().await;
+    let deep = format!(
+        "{{ __schema {{ types {{ {}name{} }} }} }}",
+        "ofType { ".repeat(20),
+        " }".repeat(20)
+    );
+    let body = server.gql(None, &deep, json!({})).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert!(body["data"].is_null());
+
+    // Many aliases of a mutation: refused whole, so no signup ran.
+    let aliases: String = (0..300)
+        .map(|i| format!("a{i}: signup(input: {{username: \"alias{i}\", email: \"a{i}@example.com\", password: \"{PASSWORD}\"}}) {{ tokenType }} "))
+        .collect();
+    let (status, body) = server
+        .post_json(
+            None,
+            &json!({ "query": format!("mutation {{ {aliases} }}") }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert!(!body["errors"].as_array().unwrap().is_empty(), "{body}");
+    assert!(body["data"].is_null(), "nothing executed");
+    let body = server.login("alias0", PASSWORD).await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+
+    let wide: String = (0..300)
+        .map(|i| format!("t{i}: verifyToken(token: \"x\") {{ valid }} "))
+        .collect();
+    let body = server.gql(None, &format!("{{ {wide} }}"), json!({})).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+}
+
+#[tokio::test]
+async fn parse_errors_have_a_code() {
+    let server = TestServer::start().await;
+    let body = server.gql(None, "{ me { id ", json!({})).await;
+    assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
+    let body = server.gql(None, "{ noSuchField }", json!({})).await;
+    assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+}
+
+#[tokio::test]
+async fn a_batch_of_ten_runs_and_a_batch_of_eleven_runs_nothing() {
+    let server = TestServer::start().await;
+    let signup = |name: String| json!({ "query": SIGNUP, "variables": { "input": { "username": name, "email": format!("{name}@example.com"), "password": PASSWORD } } });
+    let ten: Vec<Value> = (0..10).map(|i| signup(format!("batch{i}"))).collect();
+    let (status, body) = server.post_json(None, &Value::Array(ten)).await;
+    assert_eq!(status, 200);
+    let results = body.as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert!(
+        results.iter().all(|r| r["data"]["signup"].is_object()),
+        "{body}"
+    );
+
+    let eleven: Vec<Value> = (0..11).map(|i| signup(format!("over{i}"))).collect();
+    let (status, body) = server.post_json(None, &Value::Array(eleven)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    // None of the eleven ran.
+    let body = server.login("over0", PASSWORD).await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_get_413_and_malformed_json_gets_400() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let big = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(70 * 1024) } });
+    let response = client
+        .post(server.url("/graphql"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+
+    // Just under the limit is served.
+    let fits = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(60 * 1024) } });
+    let (status, body) = server.post_json(None, &fits).await;
+    assert_eq!(
+        (status, &body["data"]["__typename"]),
+        (200, &json!("Query"))
+    );
+
+    for bad in ["{not json", "", "[1, 2]", "{\"variables\": {}}", "[]"] {
+        let response = client
+            .post(server.url("/graphql"))
+            .header("content-type", "application/json")
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{bad:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"][0]["message"].is_string(), "{bad:?}: {body}");
+    }
+
+    // A body that is not declared as JSON is refused (no cross-site form posts).
+    let response = client
+        .post(server.url("/graphql"))
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"{ __typename }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 415);
+}
+
+#[tokio::test]
+async fn graphiql_and_the_health_check_answer() {
+    let server = TestServer::start().await;
+    let response = reqwest::get(server.url("/graphql")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("graphiql")
+    );
+
+    let response = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "ok" })
+    );
+}
+
+#[tokio::test]
+async fn internal_errors_show_nothing_internal() {
+    let server = TestServer::start().await;
+    let session = server.signup("trent").await;
+    // Break the database under the running server: drop the table the guard reads.
+    let db = sea_orm::Database::connect(format!("sqlite://{}", server.database_path().display()))
+        .await
+        .unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("DROP TABLE revocations")
+        .await
+        .unwrap();
+    let body = server.me(&session.access).await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    let message = body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    for leak in ["revocations", "sqlite", "select", "no such table"] {
+        assert!(!message.contains(leak), "{message}");
+    }
+    // The cause is in the log, for the operator.
+    assert!(
+        server.log_text().contains("no such table"),
+        "{}",
+        server.log_text()
+    );
+}

@@ -1,0 +1,80 @@
+use std::time::Instant;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_accepts_the_username_in_any_case_or_the_email() {
+    let server = TestServer::start().await;
+    let signup = server.signup("Carol").await;
+    for identifier in [
+        "Carol",
+        "carol",
+        "CAROL",
+        " carol ",
+        "carol@example.com",
+        "Carol@Example.com",
+    ] {
+        let body = server.login(identifier, PASSWORD).await;
+        let session = Session::from_payload(&body, "login");
+        assert_eq!(session.user_id, signup.user_id, "{identifier}");
+        assert_eq!(body["data"]["login"]["user"]["username"], "Carol");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_error() {
+    let server = TestServer::start().await;
+    server.signup("dave").await;
+    let wrong = server.login("dave", "wrong password!").await;
+    let unknown = server.login("nobody", "wrong password!").await;
+    let padded = server.login("dave", &format!(" {PASSWORD}")).await;
+    for body in [&wrong, &unknown, &padded] {
+        assert_eq!(code(body), "INVALID_CREDENTIALS", "{body}");
+        assert!(body["data"].is_null());
+    }
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+}
+
+/// Without the dummy verification an unknown user answers in about 1 ms and a
+/// known one in one Argon2 verification: a ratio far outside these bounds.
+#[tokio::test]
+async fn login_takes_about_as_long_whether_the_user_exists_or_not() {
+    let server = TestServer::start().await;
+    server.signup("erin").await;
+    async fn median(server: &TestServer, user: &str) -> f64 {
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let start = Instant::now();
+            let body = server.login(user, "not the password").await;
+            times.push(start.elapsed().as_secs_f64());
+            assert_eq!(code(&body), "INVALID_CREDENTIALS");
+        }
+        times.sort_by(f64::total_cmp);
+        times[3]
+    }
+    let known = median(&server, "erin").await;
+    let unknown = median(&server, "nobody-at-all").await;
+    let ratio = known / unknown;
+    assert!(
+        (0.33..3.0).contains(&ratio),
+        "known {known:.4}s, unknown {unknown:.4}s"
+    );
+}
+
+#[tokio::test]
+async fn each_login_is_its_own_session() {
+    let server = TestServer::start().await;
+    let first = server.signup("frank").await;
+    let second = Session::from_payload(&server.login("frank", PASSWORD).await, "login");
+    assert_ne!(claims(&first.access)["sid"], claims(&second.access)["sid"]);
+    // Ending one leaves the other going.
+    assert_eq!(server.logout(&first.refresh).await["data"]["logout"], true);
+    assert_eq!(reason(&server.me(&first.access).await), "revoked");
+    assert_eq!(
+        server.me(&second.access).await["data"]["me"]["username"],
+        "frank"
+    );
+}

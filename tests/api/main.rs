@@ -1,0 +1,11 @@
+//! Black-box tests: the real server, a fresh database, GraphQL over HTTP.
+
+mod helpers;
+
+mod cli;
+mod http;
+mod login;
+mod rate_limit;
+mod restart;
+mod signup;
+mod tokens;
