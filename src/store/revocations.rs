@@ -119,3 +119,62 @@ impl Store {
         Ok(revocations.rows_affected + sessions.rows_affected)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    use super::*;
+    use crate::auth::jwt::TokenType;
+
+    async fn store() -> Store {
+        let db = crate::store::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        Store::new(db)
+    }
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            sub: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            iat: exp - 10,
+            exp,
+            jti: Uuid::new_v4(),
+            typ: TokenType::Refresh,
+        }
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_rows_whose_tokens_all_expired() {
+        let store = store().await;
+        let expired = claims(1_000);
+        let live = claims(5_000);
+        store.end_session(expired.sid, expired.exp).await.unwrap();
+        store.end_session(live.sid, live.exp).await.unwrap();
+        assert!(store.is_revoked(expired.sid, expired.jti).await.unwrap());
+
+        let deleted = store.prune(2_000).await.unwrap();
+        assert_eq!(deleted, 1);
+        assert!(!store.is_revoked(expired.sid, expired.jti).await.unwrap());
+        assert!(store.is_revoked(live.sid, live.jti).await.unwrap());
+        let left = revocation::Entity::find()
+            .count(store.connection())
+            .await
+            .unwrap();
+        assert_eq!(left, 1);
+    }
+
+    #[tokio::test]
+    async fn ending_a_session_twice_is_a_no_op() {
+        let store = store().await;
+        let c = claims(5_000);
+        store.end_session(c.sid, c.exp).await.unwrap();
+        store.end_session(c.sid, c.exp).await.unwrap();
+        let rows = revocation::Entity::find()
+            .count(store.connection())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+}
