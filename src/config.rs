@@ -25,6 +25,11 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
+    /// Make a user ADMIN (the way to create the first admin).
+    Promote {
+        /// The user's username (any case) or email.
+        user: String,
+    },
 }
 
 /// Every setting of API.md. Flags are global, so `authgraph --bind-addr X`

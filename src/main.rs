@@ -61,7 +61,8 @@ fn main() -> ExitCode {
                 }
                 Err(err) => fail(&err),
             },
-            _ => serve(&settings).await,
+            Command::Promote { user } => promote(&settings, &user).await,
+            Command::Serve | Command::Schema => serve(&settings).await,
         }
     })
 }
@@ -78,6 +79,40 @@ async fn serve(settings: &Settings) -> ExitCode {
         }
         Err(err) => {
             tracing::error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn promote(settings: &Settings, who: &str) -> ExitCode {
+    let store = match authgraph::app::migrate(settings).await {
+        Ok(store) => store,
+        Err(err) => return fail(&err),
+    };
+    let found = match store.find_for_login(who).await {
+        Ok(found) => found,
+        Err(err) => {
+            eprintln!(
+                "error: cannot read users: {}",
+                authgraph::error::chain(&err)
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(user) = found else {
+        eprintln!("error: no user has the username or email '{who}'");
+        return ExitCode::FAILURE;
+    };
+    match store.set_role(user.id, entity::user::Role::Admin).await {
+        Ok(user) => {
+            println!(
+                "{} <{}> id={} role=ADMIN",
+                user.username, user.email, user.id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: cannot promote {who}: {err}");
             ExitCode::FAILURE
         }
     }

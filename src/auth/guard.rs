@@ -146,6 +146,22 @@ impl Guard for Authenticated {
     }
 }
 
+/// Guard for fields only an ADMIN may use: `FORBIDDEN` for anyone else. The
+/// role comes from the user row read with the token check, so a role change
+/// takes effect on the next request.
+pub struct AdminOnly;
+
+impl Guard for AdminOnly {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let requester = ctx.requester().await?;
+        if requester.user.role == user::Role::Admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

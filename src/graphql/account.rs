@@ -61,7 +61,8 @@ impl AccountMutation {
             .hash(password.expose().to_owned())
             .await
             .map_err(AppError::internal)?;
-        let user_id = Uuid::new_v4();
+        // UUIDv7: random, but ordered by creation, which gives `users` a stable order.
+        let user_id = Uuid::now_v7();
         let now = now();
         let (session, payload) = new_session(ctx, user_id, now)?;
         let user = state

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
 
 pub struct Codes;
 
@@ -15,6 +15,12 @@ impl ExtensionFactory for Codes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Codes)
     }
+}
+
+fn has_code(err: &ServerError) -> bool {
+    err.extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some())
 }
 
 fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
@@ -49,5 +55,24 @@ impl Extension for Codes {
                 .map(|err| with_code(err, "GRAPHQL_VALIDATION_FAILED"))
                 .collect()
         })
+    }
+
+    /// Every resolver error already has a code (`AppError`). What is left:
+    /// async-graphql's coercion of argument values, done during execution
+    /// (it has a path), and request-level refusals such as a missing
+    /// `operationName` for a document with several operations (no path).
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for err in response.errors.iter_mut().filter(|err| !has_code(err)) {
+            let code = if err.path.is_empty() {
+                "BAD_REQUEST"
+            } else {
+                "GRAPHQL_VALIDATION_FAILED"
+            };
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code);
+        }
+        response
     }
 }

@@ -1,7 +1,9 @@
 //! The GraphQL schema: assembly, limits and the types features share.
 
 mod account;
+mod admin;
 mod codes;
+mod sessions;
 mod tokens;
 mod types;
 
@@ -10,10 +12,20 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
-pub struct Query(account::AccountQuery, tokens::TokenQuery);
+pub struct Query(
+    account::AccountQuery,
+    tokens::TokenQuery,
+    sessions::SessionQuery,
+    admin::AdminQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(account::AccountMutation, tokens::TokenMutation);
+pub struct Mutation(
+    account::AccountMutation,
+    tokens::TokenMutation,
+    sessions::SessionMutation,
+    admin::AdminMutation,
+);
 
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -14,6 +14,15 @@ pub enum Role {
     Admin,
 }
 
+impl From<Role> for user::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => Self::User,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
 impl From<user::Role> for Role {
     fn from(role: user::Role) -> Self {
         match role {

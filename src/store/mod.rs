@@ -1,9 +1,11 @@
 //! Everything authgraph asks of the database, on SeaORM, for SQLite and PostgreSQL alike.
 
+mod accounts;
 mod connect;
 mod revocations;
 mod users;
 
+pub use accounts::SetRoleError;
 pub use connect::connect;
 pub use revocations::Rotation;
 pub use users::{CreateUserError, NewSession, NewUser};

@@ -60,6 +60,30 @@ impl TestServer {
         self.dir.path().join("authgraph.db")
     }
 
+    /// Runs `authgraph ARGS` with this server's settings, on its database.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = base_command(self.dir.path());
+        for (k, v) in DEFAULTS {
+            command.env(k, v);
+        }
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.args(args).output().expect("run authgraph")
+    }
+
+    /// Signs up `username` and makes them ADMIN with `authgraph promote`.
+    pub async fn admin(&self, username: &str) -> Session {
+        let session = self.signup(username).await;
+        let output = self.cli(&["promote", username]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        session
+    }
+
     fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
         let mut command = base_command(dir.path());
         for (k, v) in DEFAULTS {

@@ -194,3 +194,57 @@ async fn internal_errors_show_nothing_internal() {
         server.log_text()
     );
 }
+
+#[tokio::test]
+async fn every_error_carries_a_code() {
+    let server = TestServer::start().await;
+    let cases = [
+        (
+            "query($t: String!) { verifyToken(token: $t) { valid } }",
+            json!({}),
+        ),
+        (
+            "query($t: String!) { verifyToken(token: $t) { valid } }",
+            json!({ "t": 42 }),
+        ),
+        (
+            "query($t: String!) { verifyToken(token: $t) { valid } }",
+            json!({ "t": null }),
+        ),
+        (
+            "query($f: Int) { users(first: $f) { totalCount } }",
+            json!({ "f": "many" }),
+        ),
+        (
+            "query($f: Int) { users(first: $f) { totalCount } }",
+            json!({ "f": 1e20 }),
+        ),
+        (
+            "mutation($r: Role!) { setRole(userId: \"x\", role: $r) { id } }",
+            json!({ "r": "OWNER" }),
+        ),
+        (
+            "mutation($i: SignupInput!) { signup(input: $i) { tokenType } }",
+            json!({ "i": { "username": "x" } }),
+        ),
+        (
+            "mutation { signup(input: {username: 1, email: 2, password: 3}) { tokenType } }",
+            json!({}),
+        ),
+        ("{ me { id } } { me { id } }", json!({})),
+        ("query A { me { id } } query B { me { id } }", json!({})),
+        ("subscription { me { id } }", json!({})),
+    ];
+    for (query, variables) in cases {
+        let body = server.gql(None, query, variables.clone()).await;
+        let errors = body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{query}: {body}"));
+        for error in errors {
+            assert!(
+                error["extensions"]["code"].is_string(),
+                "{query} {variables}: {body}"
+            );
+        }
+    }
+}

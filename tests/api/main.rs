@@ -2,10 +2,12 @@
 
 mod helpers;
 
+mod admin;
 mod cli;
 mod http;
 mod login;
 mod rate_limit;
 mod restart;
+mod sessions;
 mod signup;
 mod tokens;

@@ -1,0 +1,141 @@
+//! users and setRole: for ADMINs only.
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+
+use super::types::{Role, User};
+use crate::auth::guard::{AdminOnly, ContextExt};
+use crate::domain::InvalidInput;
+use crate::error::AppError;
+use crate::store::SetRoleError;
+
+const DEFAULT_PAGE: i32 = 20;
+const MAX_PAGE: i32 = 100;
+const CURSOR_PREFIX: &str = "user:";
+
+/// An opaque cursor: the position after the user with this id.
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    Uuid::parse_str(text.strip_prefix(CURSOR_PREFIX)?).ok()
+}
+
+/// A user and its position in the list.
+#[derive(SimpleObject)]
+pub struct UserEdge {
+    /// Pass as `after` to continue after this user.
+    cursor: String,
+    node: User,
+}
+
+/// Where a page sits in the whole list.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    /// True when more users follow this page.
+    has_next_page: bool,
+    /// The cursor of the page's last user; null on an empty page.
+    end_cursor: Option<String>,
+}
+
+/// One page of users, oldest account first.
+#[derive(SimpleObject)]
+pub struct UserConnection {
+    edges: Vec<UserEdge>,
+    page_info: PageInfo,
+    /// How many users there are in all.
+    total_count: i32,
+}
+
+#[derive(Default)]
+pub struct AdminQuery;
+
+#[Object]
+impl AdminQuery {
+    /// All users, oldest account first, a page at a time. ADMIN only.
+    /// `first` is 1..100; `after` is an `endCursor` or `cursor` from an earlier page.
+    #[graphql(guard = "AdminOnly")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<UserConnection, AppError> {
+        // An omitted variable reaches here as null: it means the default too.
+        let first = first.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(InvalidInput::new("first", "must be between 1 and 100").into());
+        }
+        let after = match after.as_deref() {
+            None => None,
+            Some(cursor) => Some(
+                decode_cursor(cursor)
+                    .ok_or(InvalidInput::new("after", "is not a cursor from this list"))?,
+            ),
+        };
+        let store = &ctx.state().store;
+        // One extra row tells whether another page follows.
+        let limit = u64::try_from(first).unwrap_or(1);
+        let mut users = store.users_page(after, limit + 1).await?;
+        let has_next_page = users.len() as u64 > limit;
+        users.truncate(first as usize);
+        let total_count = i32::try_from(store.count_users().await?).unwrap_or(i32::MAX);
+        let edges: Vec<UserEdge> = users
+            .into_iter()
+            .map(|user| UserEdge {
+                cursor: encode_cursor(user.id),
+                node: User(user),
+            })
+            .collect();
+        Ok(UserConnection {
+            page_info: PageInfo {
+                has_next_page,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AdminMutation;
+
+#[Object]
+impl AdminMutation {
+    /// Gives a user a role. ADMIN only. Takes effect on the user's next request.
+    /// Demoting the last ADMIN is `FORBIDDEN`: the service always keeps one.
+    #[graphql(guard = "AdminOnly")]
+    async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> Result<User, AppError> {
+        let unknown = || InvalidInput::new("userId", "is not the id of a user");
+        let id = Uuid::parse_str(&user_id).map_err(|_| unknown())?;
+        match ctx.state().store.set_role(id, role.into()).await {
+            Ok(user) => {
+                ctx.forget_requester().await;
+                Ok(User(user))
+            }
+            Err(SetRoleError::LastAdmin) => Err(AppError::Forbidden),
+            Err(SetRoleError::UnknownUser) => Err(unknown().into()),
+            Err(SetRoleError::Db(err)) => Err(err.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)), Some(id));
+        for bad in ["", "abc", "dXNlcjpub3QtYS11dWlk", &id.to_string()] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
+}

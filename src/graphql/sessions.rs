@@ -1,0 +1,159 @@
+//! sessions, changePassword, logoutAll and revokeSession: the caller's own account.
+
+use async_graphql::{Context, ID, Object};
+use chrono::{TimeZone, Utc};
+use entity::session;
+use uuid::Uuid;
+
+use super::tokens::{now, rate_limit};
+use super::types::DateTime;
+use crate::auth::guard::{Authenticated, ContextExt};
+use crate::domain::Password;
+use crate::error::AppError;
+
+/// A login and the refreshes that followed it.
+pub struct Session {
+    model: session::Model,
+    current: bool,
+}
+
+#[Object]
+impl Session {
+    /// The session id: the `sid` claim of its tokens.
+    async fn id(&self) -> ID {
+        ID(self.model.id.to_string())
+    }
+
+    /// When it started (the login or signup).
+    async fn created_at(&self) -> DateTime {
+        DateTime(self.model.created_at)
+    }
+
+    /// Its last refresh, or its start if it was never refreshed.
+    async fn last_used_at(&self) -> DateTime {
+        DateTime(self.model.last_used_at)
+    }
+
+    /// When its newest refresh token expires.
+    async fn expires_at(&self) -> DateTime {
+        DateTime(
+            Utc.timestamp_opt(self.model.expires_at, 0)
+                .single()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The `User-Agent` of the login request.
+    async fn user_agent(&self) -> Option<&str> {
+        self.model.user_agent.as_deref()
+    }
+
+    /// True for the session of this request's access token.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The caller's live sessions (not ended, not expired), newest first.
+    #[graphql(guard = "Authenticated")]
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>, AppError> {
+        let requester = ctx.requester().await?;
+        let sessions = ctx
+            .state()
+            .store
+            .live_sessions(requester.user.id, now().timestamp())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|model| Session {
+                current: model.id == requester.claims.sid,
+                model,
+            })
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Sets a new password. Every other session of the caller ends at once;
+    /// this one goes on. `INVALID_CREDENTIALS` when `currentPassword` is wrong,
+    /// `BAD_USER_INPUT` (`field: "newPassword"`) when the new one breaks the rule.
+    #[graphql(guard = "Authenticated")]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> Result<bool, AppError> {
+        // A password check: counted like a login, so a stolen access token
+        // can't be used to guess the password.
+        rate_limit(ctx)?;
+        let requester = ctx.requester().await?;
+        let new_password = Password::parse(&new_password, "newPassword")?;
+        let state = ctx.state();
+        let verified = state
+            .hasher
+            .verify(current_password, Some(requester.user.password_hash.clone()))
+            .await
+            .map_err(AppError::internal)?;
+        if !verified {
+            return Err(AppError::InvalidCredentials);
+        }
+        let hash = state
+            .hasher
+            .hash(new_password.expose().to_owned())
+            .await
+            .map_err(AppError::internal)?;
+        state
+            .store
+            .change_password(
+                requester.user.id,
+                hash,
+                requester.claims.sid,
+                now().timestamp(),
+            )
+            .await?;
+        Ok(true)
+    }
+
+    /// Ends every session of the caller, this one included. Returns how many ended.
+    #[graphql(guard = "Authenticated")]
+    async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32, AppError> {
+        let requester = ctx.requester().await?;
+        let ended = ctx
+            .state()
+            .store
+            .end_sessions_of(requester.user.id, None, now().timestamp())
+            .await?;
+        ctx.forget_requester().await;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
+    /// Ends one of the caller's live sessions (see `sessions`). Any other id,
+    /// another user's, unknown or already ended, is `FORBIDDEN`, all alike.
+    #[graphql(guard = "Authenticated")]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool, AppError> {
+        let requester = ctx.requester().await?;
+        let store = &ctx.state().store;
+        let now = now().timestamp();
+        let Ok(sid) = Uuid::parse_str(&id) else {
+            return Err(AppError::Forbidden);
+        };
+        if !store.owns_live_session(requester.user.id, sid, now).await? {
+            return Err(AppError::Forbidden);
+        }
+        store.end_session(sid, now).await?;
+        if sid == requester.claims.sid {
+            ctx.forget_requester().await;
+        }
+        Ok(true)
+    }
+}
