@@ -37,7 +37,7 @@ pub struct App {
 
 /// Connects and applies pending migrations.
 pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
-    let db = store::connect(&settings.database_url)
+    let db = store::connect(&settings.database_url, settings.database_max_connections)
         .await
         .map_err(|err| {
             ConfigError::new(

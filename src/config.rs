@@ -46,6 +46,10 @@ pub struct Settings {
     )]
     pub database_url: String,
 
+    /// Most open database connections (SQLite default 2, PostgreSQL default 10).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub database_max_connections: Option<u32>,
+
     /// Listen address; port 0 picks a free port (the bound address is logged).
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", value_parser = parse_bind_addr, global = true)]
     pub bind_addr: SocketAddr,

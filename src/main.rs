@@ -52,7 +52,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    // The work runs as a spawned task, on a runtime worker: under `block_on` it
+    // would run on the main thread, and every accepted connection would be a
+    // wake-up across threads.
+    let work = runtime.spawn(async move {
         match command {
             Command::Migrate => match authgraph::app::migrate(&settings).await {
                 Ok(_) => {
@@ -64,6 +67,10 @@ fn main() -> ExitCode {
             Command::Promote { user } => promote(&settings, &user).await,
             Command::Serve | Command::Schema => serve(&settings).await,
         }
+    });
+    runtime.block_on(work).unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        ExitCode::FAILURE
     })
 }
 

@@ -116,7 +116,10 @@ impl ContextExt for Context<'_> {
     }
 }
 
-async fn authenticate(state: &AppState, credentials: &Credentials) -> Result<Requester, AppError> {
+pub async fn authenticate(
+    state: &AppState,
+    credentials: &Credentials,
+) -> Result<Requester, AppError> {
     let token = match credentials {
         Credentials::Missing => return Err(AuthFailure::Missing.into()),
         Credentials::Malformed => return Err(AuthFailure::Invalid.into()),

@@ -1,10 +1,9 @@
 //! Argon2id hashing and verifying, off the async runtime and bounded.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,29 +18,57 @@ pub enum HashError {
     Closed,
 }
 
+impl From<argon2::Error> for HashError {
+    fn from(err: argon2::Error) -> Self {
+        Self::Argon2(err.to_string())
+    }
+}
+
+impl From<argon2::password_hash::phc::Error> for HashError {
+    fn from(err: argon2::password_hash::phc::Error) -> Self {
+        Self::Argon2(err.to_string())
+    }
+}
+
+impl From<argon2::password_hash::Error> for HashError {
+    fn from(err: argon2::password_hash::Error) -> Self {
+        Self::Argon2(err.to_string())
+    }
+}
+
 /// Runs Argon2id (the crate's defaults: m=19456 KiB, t=2, p=1) on the blocking
 /// pool, at most `permits` at a time, so a login flood queues instead of
 /// swamping the machine.
+///
+/// Each running hash needs 19 MiB of working memory. Allocating it per call
+/// leaves the allocator holding freed chunks in every thread's arena (hundreds
+/// of MiB under a login flood), so the memory is a fixed pool: one buffer per
+/// permit, reused, never freed.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
     /// Verified against when the user does not exist, so timing tells nothing.
     dummy_hash: Arc<str>,
 }
 
 impl Hasher {
     pub fn new(permits: usize) -> Result<Self, HashError> {
+        let permits = permits.max(1);
+        let mut first = new_buffer();
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| HashError::Argon2(e.to_string()))?;
-        let dummy_hash = hash_now(&random)?;
+        let dummy_hash = hash_into(&mut first, &random)?;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
+            buffers: Arc::new(Mutex::new(vec![first])),
             dummy_hash: dummy_hash.into(),
         })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || hash_now(password.as_bytes())).await
+        self.run(move |blocks| hash_into(blocks, password.as_bytes()))
+            .await
     }
 
     /// Verifies `password` against `stored`, or against a dummy hash when there is
@@ -54,21 +81,14 @@ impl Hasher {
         let exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matched = self
-            .run(move || {
-                let parsed = PasswordHash::new(&hash).map_err(|_| HashError::BadStoredHash)?;
-                match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-                    Ok(()) => Ok(true),
-                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                    Err(err) => Err(HashError::Argon2(err.to_string())),
-                }
-            })
+            .run(move |blocks| verify_into(blocks, password.as_bytes(), &hash))
             .await?;
         Ok(exists && matched)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+        work: impl FnOnce(&mut [Block]) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         // The permit moves into the task: a dropped request can't free it early.
         let permit = self
@@ -77,19 +97,89 @@ impl Hasher {
             .acquire_owned()
             .await
             .map_err(|_| HashError::Closed)?;
+        let buffers = self.buffers.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            work()
+            lower_priority();
+            // As many buffers as permits at most: holding one, a buffer is free or can be made.
+            let taken = buffers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut blocks = taken.unwrap_or_else(new_buffer);
+            let result = work(&mut blocks);
+            buffers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(blocks);
+            result
         })
         .await?
     }
 }
 
-fn hash_now(password: &[u8]) -> Result<String, HashError> {
-    Argon2::default()
-        .hash_password(password)
-        .map(|hash| hash.to_string())
-        .map_err(|e| HashError::Argon2(e.to_string()))
+/// Hashing runs at the lowest CPU priority, so token checks on the same cores
+/// stay fast while a login flood keeps the hashers busy; logins get whatever
+/// CPU is left. Once per blocking-pool thread (only hashing runs there); on
+/// Linux the nice value is per thread.
+fn lower_priority() {
+    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !LOWERED.replace(true) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: setpriority only reads its integer arguments; who = 0 is the calling thread.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+    }
+}
+
+fn new_buffer() -> Vec<Block> {
+    vec![Block::default(); Params::default().block_count()]
+}
+
+/// What `Argon2::hash_password` does, in `blocks` instead of fresh memory.
+fn hash_into(blocks: &mut [Block], password: &[u8]) -> Result<String, HashError> {
+    let params = Params::default();
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let memory = blocks
+        .get_mut(..params.block_count())
+        .ok_or(HashError::Argon2("hash buffer too small".into()))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut out, memory)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// What `Argon2::verify_password` does: recompute with the stored algorithm,
+/// version, parameters and salt, then compare outputs in constant time
+/// (`Output`'s `PartialEq`), in `blocks` when they are large enough.
+fn verify_into(blocks: &mut [Block], password: &[u8], stored: &str) -> Result<bool, HashError> {
+    let phc = PasswordHash::new(stored).map_err(|_| HashError::BadStoredHash)?;
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return Err(HashError::BadStoredHash);
+    };
+    let algorithm = Algorithm::try_from(phc.algorithm.as_str())?;
+    let version = phc
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let params = Params::try_from(&phc).map_err(|e| HashError::Argon2(e.to_string()))?;
+    let needed = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    match blocks.get_mut(..needed) {
+        Some(memory) => {
+            argon2.hash_password_into_with_memory(password, salt.as_ref(), &mut out, memory)?
+        }
+        // A hash stored with a larger memory cost than ours: let the crate allocate.
+        None => argon2.hash_password_into(password, salt.as_ref(), &mut out)?,
+    }
+    Ok(Output::new(&out)? == *expected)
 }
 
 #[cfg(test)]
@@ -120,6 +210,48 @@ mod tests {
     async fn an_unknown_user_never_verifies() {
         let hasher = Hasher::new(1).unwrap();
         assert!(!hasher.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn agrees_with_the_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = Hasher::new(1).unwrap();
+        // Ours verifies with the crate...
+        let ours = hasher.hash("pässwörd 🙂".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password("pässwörd 🙂".as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"password", &parsed)
+                .is_err()
+        );
+        // ...and the crate's, including other parameters, verify with ours.
+        let crates = Argon2::default()
+            .hash_password(b"hunter2hunter2")
+            .unwrap()
+            .to_string();
+        assert!(
+            hasher
+                .verify("hunter2hunter2".into(), Some(crates.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("hunter2hunter3".into(), Some(crates))
+                .await
+                .unwrap()
+        );
+        let bigger = Params::new(32 * 1024, 1, 1, None).unwrap();
+        let big = Argon2::new(Algorithm::Argon2id, Version::V0x13, bigger)
+            .hash_password(b"big memory")
+            .unwrap()
+            .to_string();
+        assert!(hasher.verify("big memory".into(), Some(big)).await.unwrap());
     }
 
     #[tokio::test]

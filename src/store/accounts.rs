@@ -100,9 +100,8 @@ impl Store {
         sid: Uuid,
         now: i64,
     ) -> Result<bool, DbErr> {
-        Ok(live_sessions_of(user_id, now)
-            .filter(session::Column::Id.eq(sid))
-            .one(&self.db)
+        Ok(self
+            .unique(live_sessions_of(user_id, now).filter(session::Column::Id.eq(sid)))
             .await?
             .is_some())
     }
@@ -151,7 +150,7 @@ impl Store {
     }
 
     pub async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>, DbErr> {
-        user::Entity::find_by_id(id).one(&self.db).await
+        self.unique(user::Entity::find_by_id(id)).await
     }
 
     /// Gives `user_id` `role`, refusing to leave the service without an admin.
@@ -187,8 +186,7 @@ impl Store {
             txn.rollback().await?;
             return Err(SetRoleError::LastAdmin);
         }
-        let user = user::Entity::find_by_id(user_id)
-            .one(&txn)
+        let user = super::unique(&txn, user::Entity::find_by_id(user_id))
             .await?
             .ok_or(SetRoleError::UnknownUser)?;
         txn.commit().await?;

@@ -26,8 +26,26 @@ impl Store {
         &self.db
     }
 
+    /// The one row a query on a unique key finds. Not `.one()`: that appends a
+    /// bound `LIMIT ?`, and SQLite re-compiles a cached statement on every run
+    /// when a parameter it planned with (the limit) is bound again.
+    pub(crate) async fn unique<E: sea_orm::EntityTrait>(
+        &self,
+        query: sea_orm::Select<E>,
+    ) -> Result<Option<E::Model>, sea_orm::DbErr> {
+        unique(&self.db, query).await
+    }
+
     /// Does the database answer?
     pub async fn ping(&self) -> Result<(), sea_orm::DbErr> {
         self.db.ping().await
     }
+}
+
+/// See [`Store::unique`]; for use inside a transaction.
+pub(crate) async fn unique<E: sea_orm::EntityTrait>(
+    db: &impl sea_orm::ConnectionTrait,
+    query: sea_orm::Select<E>,
+) -> Result<Option<E::Model>, sea_orm::DbErr> {
+    Ok(query.all(db).await?.into_iter().next())
 }

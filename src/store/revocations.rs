@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use entity::{revocation, session, user};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait};
 use uuid::Uuid;
 
@@ -21,16 +21,23 @@ pub enum Rotation {
 }
 
 impl Store {
-    /// Revokes the presented refresh token and moves its session on, in one
-    /// transaction. The first statement is the insert of its `jti`, so
-    /// concurrent rotations of one token serialise on the primary key and
-    /// exactly one gets through.
+    /// Revokes the presented refresh token and moves its session on.
+    ///
+    /// A read first turns away what is plainly dead (a used token, an ended
+    /// session, a user gone) without taking the write lock. The write is one
+    /// transaction whose first statement inserts the token's `jti`: concurrent
+    /// rotations of one token serialise on that primary key and exactly one
+    /// gets through; the session update that follows only matches while the
+    /// session has not ended, so a logout racing the refresh wins.
     pub async fn rotate(
         &self,
         old: &Claims,
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> Result<Rotation, DbErr> {
+        let Some(user) = self.user_unless_revoked(old.sub, old.sid, old.jti).await? else {
+            return self.why_not(old).await;
+        };
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
             id: Set(old.jti),
@@ -50,41 +57,55 @@ impl Store {
                 _ => Err(err),
             };
         }
-        let session_ended = revocation::Entity::find_by_id(old.sid)
-            .one(&txn)
-            .await?
-            .is_some();
-        if session_ended {
-            txn.rollback().await?;
-            return Ok(Rotation::Revoked);
-        }
-        let Some(user) = user::Entity::find_by_id(old.sub).one(&txn).await? else {
-            txn.rollback().await?;
-            return Ok(Rotation::UnknownUser);
-        };
-        session::Entity::update_many()
+        let ended = Query::select()
+            .expr(Expr::cust("1"))
+            .from(revocation::Entity)
+            .and_where(revocation::Column::Id.eq(old.sid))
+            .to_owned();
+        let moved = session::Entity::update_many()
             .col_expr(session::Column::LastUsedAt, now.into())
             .col_expr(session::Column::ExpiresAt, new_expires_at.into())
             .filter(session::Column::Id.eq(old.sid))
+            .filter(Expr::exists(ended).not())
             .exec(&txn)
             .await?;
+        if moved.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(Rotation::Revoked);
+        }
         txn.commit().await?;
         Ok(Rotation::Rotated(user))
+    }
+
+    /// Why a refresh token's user row did not come back: used, ended or unknown.
+    async fn why_not(&self, old: &Claims) -> Result<Rotation, DbErr> {
+        let rows = revocation::Entity::find()
+            .filter(revocation::Column::Id.is_in([old.sid, old.jti]))
+            .all(&self.db)
+            .await?;
+        if rows.iter().any(|r| r.id == old.sid) {
+            Ok(Rotation::Revoked)
+        } else if rows.iter().any(|r| r.id == old.jti) {
+            self.end_session(old.sid, old.exp).await?;
+            Ok(Rotation::Reused)
+        } else {
+            Ok(Rotation::UnknownUser)
+        }
     }
 
     /// Ends session `sid`: every token carrying it is refused from now on.
     /// Ending an ended session is a no-op. `token_exp` is the expiry of the token
     /// that asked, a floor in case the session row is gone.
     pub async fn end_session(&self, sid: Uuid, token_exp: i64) -> Result<(), DbErr> {
-        let session_exp = session::Entity::find_by_id(sid)
-            .one(&self.db)
+        let session_exp = self
+            .unique(session::Entity::find_by_id(sid))
             .await?
             .map_or(token_exp, |s| s.expires_at);
         revocation::Entity::insert(revocation::ActiveModel {
             id: Set(sid),
             kind: Set(revocation::Kind::Session),
             revoked_at: Set(Utc::now().timestamp()),
-            expires_at: Set(session_exp.max(token_exp)),
+            expires_at: Set(Ord::max(session_exp, token_exp)),
         })
         .on_conflict(
             OnConflict::column(revocation::Column::Id)
@@ -98,11 +119,11 @@ impl Store {
 
     /// Is a token with this `sid` and `jti` revoked?
     pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
-        Ok(revocation::Entity::find()
+        let rows = revocation::Entity::find()
             .filter(revocation::Column::Id.is_in([sid, jti]))
-            .one(&self.db)
-            .await?
-            .is_some())
+            .all(&self.db)
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Deletes revocations and sessions whose every token expired before `cutoff`
@@ -129,7 +150,9 @@ mod tests {
     use crate::auth::jwt::TokenType;
 
     async fn store() -> Store {
-        let db = crate::store::connect("sqlite::memory:").await.unwrap();
+        let db = crate::store::connect("sqlite::memory:", None)
+            .await
+            .unwrap();
         Migrator::up(&db, None).await.unwrap();
         Store::new(db)
     }

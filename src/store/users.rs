@@ -79,7 +79,7 @@ impl Store {
         } else {
             user::Column::UsernameKey.eq(identifier.to_ascii_lowercase())
         };
-        user::Entity::find().filter(filter).one(&self.db).await
+        self.unique(user::Entity::find().filter(filter)).await
     }
 
     pub async fn start_session(&self, user_id: Uuid, new: NewSession) -> Result<(), DbErr> {
@@ -95,13 +95,11 @@ impl Store {
         jti: Uuid,
     ) -> Result<Option<user::Model>, DbErr> {
         let revoked = Query::select()
-            .expr(Expr::val(1))
+            .expr(Expr::cust("1"))
             .from(entity::revocation::Entity)
             .and_where(entity::revocation::Column::Id.is_in([sid, jti]))
             .to_owned();
-        user::Entity::find_by_id(user_id)
-            .filter(Expr::exists(revoked).not())
-            .one(&self.db)
+        self.unique(user::Entity::find_by_id(user_id).filter(Expr::exists(revoked).not()))
             .await
     }
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# authgraph benchmarks: release build, server pinned to one core, wrk to the
+# other, a warm-up, then each scenario for a fixed time. Prints a table and the
+# ratios the performance targets are stated in.
+#
+#   bench/run.sh                   # all scenarios, 10 s each
+#   DURATION=5 bench/run.sh        # shorter
+#
+# Needs wrk (apt-get install -y wrk), curl, python3 and taskset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+CONNS=${CONNS:-32}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BLACKLIST_ROWS=${BLACKLIST_ROWS:-1000000}
+# DRF + SimpleJWT on this machine, one core (figures from the issue that set the targets).
+DRF_ME=1100
+DRF_REFRESH=270
+
+for tool in wrk curl python3 taskset; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install -y $tool)" >&2; exit 1; }
+done
+
+cargo build --release --locked --bin authgraph
+BIN=target/release/authgraph
+
+echo "== criterion micro-benchmarks (pinned to CPU $SERVER_CPU)"
+taskset -c "$SERVER_CPU" cargo bench --locked --bench hot_paths -- --noplot >/tmp/authgraph-criterion.log 2>&1 \
+  || { cat /tmp/authgraph-criterion.log; exit 1; }
+estimate() { # mean time in seconds of target/criterion/<group>/<name>
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mean"]["point_estimate"] / 1e9)' \
+    "target/criterion/$1/new/estimates.json"
+}
+RTT=$(estimate db/round_trip)
+GUARD=$(estimate db/guard)
+ARGON=$(estimate argon2/verify)
+ENC=$(estimate jwt/encode)
+DEC=$(estimate jwt/decode)
+
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start_server() {
+  : >"$WORK/server.log"
+  env -i PATH="$PATH" DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc" BIND_ADDR=127.0.0.1:0 \
+    JWT_SECRET=bench-secret-bench-secret-bench-secret AUTH_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn,authgraph=info \
+    taskset -c "$SERVER_CPU" "$BIN" serve 2>>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    ADDR=$(grep -o 'listening on http://[0-9.:]*' "$WORK/server.log" | head -1 | sed 's|listening on http://||') || true
+    [ -n "$ADDR" ] && break
+    sleep 0.1
+  done
+  [ -n "$ADDR" ] || { cat "$WORK/server.log"; exit 1; }
+  URL="http://$ADDR/graphql"
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+
+gql() { curl -sf "$URL" -H 'Content-Type: application/json' -d "$1"; }
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
+
+LOGIN_BODY='{"query":"mutation { login(input: {username: \"bench\", password: \"correct horse battery\"}) { accessToken refreshToken } }"}'
+start_server
+gql '{"query":"mutation { signup(input: {username: \"bench\", email: \"bench@example.com\", password: \"correct horse battery\"}) { accessToken } }"}' >/dev/null
+ACCESS=$(gql "$LOGIN_BODY" | field '["data"]["login"]["accessToken"]')
+
+RESULTS="$WORK/results"
+: >"$RESULTS"
+# run NAME CONNS SCRIPT [env...]: wrk for $DURATION s after a warm-up; appends a result row.
+run() {
+  local name=$1 conns=$2 script=$3; shift 3
+  [ "$script" = refresh.lua ] && seeds "$conns"
+  env "$@" taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" -s "bench/wrk/$script" "$URL" >/dev/null
+  [ "$script" = refresh.lua ] && seeds "$conns"
+  echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true   # reset the peak-RSS mark
+  env "$@" taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "bench/wrk/$script" "$URL" >"$WORK/$name.wrk"
+  record "$name" "$WORK/$name.wrk"
+}
+record() {
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+  python3 - "$1" "$2" "$rss" >>"$RESULTS" <<'PY'
+import re, sys
+name, path, rss = sys.argv[1], sys.argv[2], int(sys.argv[3])
+text = open(path).read()
+def ms(label):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+errors = int(re.search(r"graphql_errors (\d+)", text).group(1))
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errors += sum(int(x) for x in m.groups()) if m else 0
+print(f"{name}\t{rps:.0f}\t{ms('50%'):.2f}\t{ms('99%'):.2f}\t{errors}\t{rss / 1024:.1f}")
+PY
+}
+
+echo "== load scenarios (${DURATION}s each after ${WARMUP}s warm-up, $CONNS connections, server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU)"
+run floor "$CONNS" graphql.lua BODY='{"query":"{ __typename }"}'
+run me "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
+run verifyToken "$CONNS" graphql.lua BODY="{\"query\":\"{ verifyToken(token: \\\"$ACCESS\\\") { valid } }\"}"
+
+# A fresh refresh token per connection for every wrk run (warm-up and measured
+# run alike: replaying a used token would end its session); the script chains
+# each answer's new one.
+# wrk calls request() once per thread before the run starts, so seed some slack.
+seeds() { for _ in $(seq "$(($1 + 8))"); do gql "$LOGIN_BODY" | field '["data"]["login"]["refreshToken"]'; done >"$WORK/seeds"; }
+run refreshToken "$CONNS" refresh.lua SEEDS="$WORK/seeds"
+
+run login 8 graphql.lua BODY="$LOGIN_BODY"
+
+# me while a login flood saturates hashing.
+env BODY="$LOGIN_BODY" taskset -c "$LOAD_CPU" wrk -t1 -c16 -d"$((DURATION + WARMUP + 2))s" -s bench/wrk/graphql.lua "$URL" >/dev/null &
+FLOOD=$!
+sleep 1
+run me_during_login_flood 4 graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
+wait "$FLOOD"
+
+# me with a large blacklist.
+stop_server
+python3 - "$WORK/bench.db" "$BLACKLIST_ROWS" <<'PY'
+import os, sqlite3, sys, time, uuid
+db = sqlite3.connect(sys.argv[1])
+now = int(time.time())
+rows = ((uuid.uuid4().bytes, "token", now, now + 86400) for _ in range(int(sys.argv[2])))
+db.executemany("INSERT INTO revocations (id, kind, revoked_at, expires_at) VALUES (?, ?, ?, ?)", rows)
+db.commit()
+print(f"blacklist rows: {db.execute('SELECT count(*) FROM revocations').fetchone()[0]}")
+PY
+start_server
+run me_1M_blacklist "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
+stop_server
+
+echo
+printf "%-24s %10s %9s %9s %7s %9s\n" scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
+while IFS=$'\t' read -r name rps p50 p99 errors rss; do
+  printf "%-24s %10s %9s %9s %7s %9s\n" "$name" "$rps" "$p50" "$p99" "$errors" "$rss"
+done <"$RESULTS"
+
+python3 - "$RESULTS" "$RTT" "$GUARD" "$ARGON" "$ENC" "$DEC" "$DRF_ME" "$DRF_REFRESH" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99, errors, rss = line.split("\t")
+    rows[name] = dict(rps=float(rps), p99=float(p99), rss=float(rss))
+rtt, guard, argon, enc, dec = map(float, sys.argv[2:7])
+drf_me, drf_refresh = map(float, sys.argv[7:9])
+floor = rows["floor"]["rps"]
+limit = 1 / (1 / floor + rtt)
+argon_rate = 1 / argon
+print()
+print(f"micro: jwt encode {enc*1e6:.2f} us, decode {dec*1e6:.2f} us, guard (decode + query) {guard*1e6:.1f} us,")
+print(f"       DB round trip (SELECT 1 through the pool) {rtt*1e6:.1f} us, Argon2id verify {argon*1e3:.2f} ms = {argon_rate:.1f}/s")
+print(f"one-round-trip limit = 1 / (1/{floor:.0f} + {rtt*1e6:.1f} us) = {limit:.0f} req/s")
+def check(label, value, target, unit=""):
+    ok = "ok" if value >= target else "MISS"
+    print(f"  {label:<44} {value:>10.2f}{unit}  target >= {target}{unit}  {ok}")
+check("me / limit", rows["me"]["rps"] / limit, 0.8)
+check("verifyToken / limit", rows["verifyToken"]["rps"] / limit, 0.8)
+check("me / DRF me", rows["me"]["rps"] / drf_me, 15)
+check("refreshToken / DRF refresh", rows["refreshToken"]["rps"] / drf_refresh, 20)
+check("login / raw Argon2 verify rate", rows["login"]["rps"] / argon_rate, 0.9)
+p99 = rows["me_during_login_flood"]["p99"]
+print(f"  {'p99 of me during the login flood (ms)':<44} {p99:>10.2f}  target < 10  {'ok' if p99 < 10 else 'MISS'}")
+check("me with 1M blacklist rows / me", rows["me_1M_blacklist"]["rps"] / rows["me"]["rps"], 0.9)
+worst = max(r["rss"] for r in rows.values())
+print(f"  {'largest peak RSS (MiB)':<44} {worst:>10.1f}  target < 64  {'ok' if worst < 64 else 'MISS'}")
+PY

@@ -1,0 +1,41 @@
+-- refreshToken with a pool of fresh refresh tokens, each used once: seeded from
+-- env SEEDS (one token a line, at least one per connection), and every answer's
+-- new refresh token goes back into the pool. Run with one wrk thread, and seed
+-- a few more tokens than connections: wrk calls request() once before the run.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+local pool = {}
+for line in io.lines(os.getenv("SEEDS")) do
+  table.insert(pool, line)
+end
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+errors = 0
+function request()
+  local token = table.remove(pool) or "pool-exhausted"
+  local body = '{"query":"mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }","variables":{"t":"'
+    .. token .. '"}}'
+  return wrk.format(nil, nil, nil, body)
+end
+
+function response(status, headers, body)
+  local token = string.match(body, '"refreshToken":"([^"]+)"')
+  if status == 200 and token then
+    table.insert(pool, token)
+  else
+    errors = errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do
+    total = total + t:get("errors")
+  end
+  io.write(string.format("graphql_errors %d\n", total))
+end

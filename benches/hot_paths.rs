@@ -1,0 +1,134 @@
+//! Micro-benchmarks of the hot paths: token encode/decode, the guard (decode
+//! plus its one query), the cheapest query through the same pool (the round
+//! trip every protected request pays), and raw Argon2id verification.
+//!
+//! `bench/run.sh` runs these pinned to the server's core and reads the figures
+//! from `target/criterion`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use authgraph::auth::guard::{Credentials, authenticate};
+use authgraph::auth::jwt::{TokenType, Tokens};
+use authgraph::auth::password::Hasher;
+use authgraph::config::Secret;
+use authgraph::ratelimit::RateLimiter;
+use authgraph::state::AppState;
+use authgraph::store::{self, NewSession, NewUser, Store};
+use criterion::{Criterion, criterion_group, criterion_main};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Statement};
+use uuid::Uuid;
+
+fn tokens() -> Tokens {
+    Tokens::new(&Secret::from("b".repeat(32)), 900, 604_800, 0)
+}
+
+fn jwt(c: &mut Criterion) {
+    let tokens = tokens();
+    let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+    let now = chrono::Utc::now().timestamp();
+    let (token, _) = tokens.issue(user, sid, TokenType::Access, now).unwrap();
+    let mut group = c.benchmark_group("jwt");
+    group.bench_function("encode", |b| {
+        b.iter(|| tokens.issue(user, sid, TokenType::Access, now).unwrap())
+    });
+    group.bench_function("decode", |b| {
+        b.iter(|| tokens.decode(&token, TokenType::Access).unwrap())
+    });
+    group.finish();
+}
+
+/// A server-shaped state on a SQLite file with one user and a live session.
+async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
+    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    let db = store::connect(&url, None).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let store = Store::new(db);
+    let state = AppState {
+        store,
+        tokens: tokens(),
+        hasher: Hasher::new(1).unwrap(),
+        limiter: RateLimiter::new(0),
+    };
+    let (user_id, sid) = (Uuid::now_v7(), Uuid::new_v4());
+    let now = chrono::Utc::now();
+    let (token, claims) = state
+        .tokens
+        .issue(user_id, sid, TokenType::Access, now.timestamp())
+        .unwrap();
+    state
+        .store
+        .create_user(
+            NewUser {
+                id: user_id,
+                username: authgraph::domain::Username::parse("bench").unwrap(),
+                email: authgraph::domain::Email::parse("bench@example.com").unwrap(),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                    .into(),
+            },
+            NewSession {
+                id: sid,
+                user_agent: None,
+                now,
+                expires_at: claims.exp,
+            },
+        )
+        .await
+        .unwrap();
+    (Arc::new(state), token)
+}
+
+fn database(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (state, token) = rt.block_on(state(dir.path()));
+    let credentials = Credentials::Bearer(token);
+    let mut group = c.benchmark_group("db");
+    group.bench_function("round_trip", |b| {
+        b.to_async(&rt).iter(|| async {
+            let db = state.store.connection();
+            db.query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT 1",
+            ))
+            .await
+            .unwrap()
+        })
+    });
+    group.bench_function("guard", |b| {
+        b.to_async(&rt)
+            .iter(|| async { authenticate(&state, &credentials).await.unwrap() })
+    });
+    group.finish();
+}
+
+fn argon2(c: &mut Criterion) {
+    let hash = Argon2::default()
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+    let parsed = PasswordHash::new(&hash).unwrap();
+    let mut group = c.benchmark_group("argon2");
+    group.sample_size(20);
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! { name = benches; config = config(); targets = jwt, database, argon2 }
+criterion_main!(benches);
