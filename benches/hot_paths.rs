@@ -53,6 +53,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
         tokens: tokens(),
         hasher: Hasher::new(1).unwrap(),
         limiter: RateLimiter::new(0),
+        metrics: authgraph::metrics::Metrics::new().unwrap(),
     };
     let (user_id, sid) = (Uuid::now_v7(), Uuid::new_v4());
     let now = chrono::Utc::now();

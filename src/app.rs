@@ -15,6 +15,7 @@ use crate::config::{ConfigError, Settings};
 use crate::error::chain;
 use crate::graphql;
 use crate::http;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -71,6 +72,8 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         ),
         hasher,
         limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
+        metrics: Metrics::new()
+            .map_err(|err| ConfigError::new("RUST_LOG", format!("cannot set up metrics: {err}")))?,
     };
     let state = std::sync::Arc::new(state);
     let schema = graphql::schema(state.clone());
@@ -92,10 +95,14 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
 
     let routes = Route::new()
         .at("/graphql", get(http::graphiql).post(http::graphql))
+        .at("/graphiql/:version/:file", get(http::graphiql_asset))
         .at("/healthz", get(http::healthz))
+        .at("/metrics", get(http::metrics))
         .data(schema)
         .data(store)
+        .data(state.clone())
         .with(CatchPanic::new())
+        .around(http::request_span)
         .boxed();
     Ok(App {
         acceptor,

@@ -88,9 +88,19 @@ pub struct Settings {
     )]
     pub auth_rate_limit_per_minute: u32,
 
+    /// Log lines as `text` (for people) or `json` (one object a line, for collectors).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
     /// tracing filter, e.g. `info` or `authgraph=debug,info`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Ten years: long enough for anyone, short enough that `now + ttl` never overflows.

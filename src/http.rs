@@ -1,18 +1,21 @@
 //! The HTTP routes: GraphQL over HTTP, GraphiQL and the health check.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
+use tracing::Instrument;
+
 use async_graphql::{BatchRequest, BatchResponse};
 use async_graphql_poem::GraphQLBatchResponse;
 use poem::error::ReadBodyError;
 use poem::http::{StatusCode, header};
-use poem::web::{Data, Html, Json};
-use poem::{Body, IntoResponse, Request, Response, handler};
+use poem::web::{Data, Html, Json, Path};
+use poem::{Body, Endpoint, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
 use crate::auth::guard::{Credentials, RequestMeta};
 use crate::graphql::{AuthSchema, MAX_BATCH};
+use crate::state::AppState;
 use crate::store::Store;
 
 /// Largest request body accepted.
@@ -115,9 +118,81 @@ pub async fn graphql(req: &Request, body: Body, schema: Data<&AuthSchema>) -> Re
     GraphQLBatchResponse(response).into_response()
 }
 
+/// The GraphiQL page. Its scripts and styles are served by authgraph itself
+/// (below), so it works with no network beyond this server.
 #[handler]
-pub fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+pub fn graphiql() -> Html<&'static str> {
+    Html(include_str!("../assets/graphiql/index.html"))
+}
+
+/// The vendored GraphiQL 3.8.3 and React 18.3.1 files (`assets/graphiql`).
+#[handler]
+pub fn graphiql_asset(Path((version, file)): Path<(String, String)>) -> Response {
+    let asset: Option<(&'static [u8], &str)> = match (version.as_str(), file.as_str()) {
+        ("3.8.3", "graphiql.min.js") => Some((
+            include_bytes!("../assets/graphiql/graphiql.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        ("3.8.3", "graphiql.min.css") => Some((
+            include_bytes!("../assets/graphiql/graphiql.min.css"),
+            "text/css; charset=utf-8",
+        )),
+        ("3.8.3", "react.production.min.js") => Some((
+            include_bytes!("../assets/graphiql/react.production.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        ("3.8.3", "react-dom.production.min.js") => Some((
+            include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        _ => None,
+    };
+    match asset {
+        Some((body, content_type)) => Response::builder()
+            .content_type(content_type)
+            // The version is in the path: the file under it never changes.
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .body(body),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[handler]
+pub fn metrics(state: Data<&Arc<AppState>>) -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// Runs each request inside a `request` span carrying its id, so every log
+/// line of the request names it. The id is the client's `X-Request-Id` when
+/// that is a short token, else a new UUID; it is echoed in the response.
+pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let id = req
+        .header("x-request-id")
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", id = %id);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    async move {
+        let start = std::time::Instant::now();
+        let mut response = ep.call(req).await.map(IntoResponse::into_response)?;
+        tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
+        if let Ok(value) = id.parse() {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
 }
 
 #[handler]

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod ratelimit;
 pub mod state;
 pub mod store;

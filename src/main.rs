@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use authgraph::config::{Cli, Command, ConfigError, Settings};
+use authgraph::config::{Cli, Command, ConfigError, LogFormat, Settings};
 use clap::Parser;
 use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
@@ -133,11 +133,17 @@ fn fail(err: &ConfigError) -> ExitCode {
 fn init_tracing(settings: &Settings) -> Result<(), ConfigError> {
     let filter = EnvFilter::try_new(&settings.rust_log)
         .map_err(|err| ConfigError::new("RUST_LOG", err.to_string()))?;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     Ok(())
 }
 

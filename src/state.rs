@@ -2,6 +2,7 @@
 
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Hasher;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 
@@ -10,4 +11,5 @@ pub struct AppState {
     pub tokens: Tokens,
     pub hasher: Hasher,
     pub limiter: RateLimiter,
+    pub metrics: Metrics,
 }

@@ -81,6 +81,7 @@ impl AccountMutation {
                 CreateUserError::Taken(field) => AppError::Conflict { field },
                 CreateUserError::Db(err) => err.into(),
             })?;
+        state.metrics.signups.inc();
         Ok(payload.with_user(user))
     }
 
@@ -108,8 +109,10 @@ impl AccountMutation {
             .await
             .map_err(AppError::internal)?;
         let Some(user) = user.filter(|_| verified) else {
+            state.metrics.logins.with_label_values(&["failed"]).inc();
             return Err(AppError::InvalidCredentials);
         };
+        state.metrics.logins.with_label_values(&["ok"]).inc();
         let (session, payload) = new_session(ctx, user.id, now())?;
         state.store.start_session(user.id, session).await?;
         Ok(payload.with_user(user))

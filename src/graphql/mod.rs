@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod codes;
 mod sessions;
+mod timing;
 mod tokens;
 mod types;
 
@@ -49,7 +50,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema that serves requests.
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
-    builder().data(state).finish()
+    builder()
+        .extension(timing::Timing(state.clone()))
+        .data(state)
+        .finish()
 }
 
 /// The SDL: `authgraph schema`, and `schema.graphql` at the repository root.

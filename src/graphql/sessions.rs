@@ -112,7 +112,7 @@ impl SessionMutation {
             .hash(new_password.expose().to_owned())
             .await
             .map_err(AppError::internal)?;
-        state
+        let ended = state
             .store
             .change_password(
                 requester.user.id,
@@ -121,6 +121,7 @@ impl SessionMutation {
                 now().timestamp(),
             )
             .await?;
+        state.metrics.revocations.inc_by(ended);
         Ok(true)
     }
 
@@ -133,6 +134,7 @@ impl SessionMutation {
             .store
             .end_sessions_of(requester.user.id, None, now().timestamp())
             .await?;
+        ctx.state().metrics.revocations.inc_by(ended);
         ctx.forget_requester().await;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
@@ -151,6 +153,7 @@ impl SessionMutation {
             return Err(AppError::Forbidden);
         }
         store.end_session(sid, now).await?;
+        ctx.state().metrics.revocations.inc();
         if sid == requester.claims.sid {
             ctx.forget_requester().await;
         }

@@ -19,10 +19,14 @@ pub(super) fn now() -> chrono::DateTime<Utc> {
 
 /// Counts one signup/login/refreshToken attempt against the caller's IP.
 pub(super) fn rate_limit(ctx: &Context<'_>) -> Result<(), AppError> {
-    ctx.state()
+    let state = ctx.state();
+    state
         .limiter
         .check(ctx.meta().client_ip)
-        .map_err(|retry_after| AppError::TooManyRequests { retry_after })
+        .map_err(|retry_after| {
+            state.metrics.rate_limited.inc();
+            AppError::TooManyRequests { retry_after }
+        })
 }
 
 /// A token pair not yet handed out: the user is attached once the store agreed.
@@ -150,8 +154,16 @@ impl TokenMutation {
         let now = now();
         let (issued, expires_at) = issue(ctx, old.sub, old.sid, now.timestamp())?;
         match state.store.rotate(&old, now, expires_at).await? {
-            Rotation::Rotated(user) => Ok(issued.with_user(user)),
-            Rotation::Reused | Rotation::Revoked => Err(AuthFailure::Revoked.into()),
+            Rotation::Rotated(user) => {
+                state.metrics.refreshes.inc();
+                Ok(issued.with_user(user))
+            }
+            Rotation::Reused => {
+                state.metrics.reuse_detections.inc();
+                state.metrics.revocations.inc();
+                Err(AuthFailure::Revoked.into())
+            }
+            Rotation::Revoked => Err(AuthFailure::Revoked.into()),
             Rotation::UnknownUser => Err(AuthFailure::Invalid.into()),
         }
     }
@@ -163,6 +175,7 @@ impl TokenMutation {
         let state = ctx.state();
         let claims = state.tokens.decode(&refresh_token, TokenType::Refresh)?;
         state.store.end_session(claims.sid, claims.exp).await?;
+        state.metrics.revocations.inc();
         ctx.forget_requester().await;
         Ok(true)
     }

@@ -106,14 +106,15 @@ impl Store {
             .is_some())
     }
 
-    /// Stores a new password hash and ends every other live session, in one transaction.
+    /// Stores a new password hash and ends every other live session, in one
+    /// transaction. Returns how many sessions ended.
     pub async fn change_password(
         &self,
         user_id: Uuid,
         hash: String,
         keep: Uuid,
         now: i64,
-    ) -> Result<(), DbErr> {
+    ) -> Result<u64, DbErr> {
         let txn = self.db.begin().await?;
         user::Entity::update(user::ActiveModel {
             id: Set(user_id),
@@ -127,7 +128,8 @@ impl Store {
             .all(&txn)
             .await?;
         end_all(&txn, &others, now).await?;
-        txn.commit().await
+        txn.commit().await?;
+        Ok(others.len() as u64)
     }
 
     /// Users in a stable order (by id: UUIDv7, so oldest first), after `after`.

@@ -161,11 +161,7 @@ async fn flags_and_a_dot_env_file_are_settings_too() {
     let addr = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| {
-            l.split("listening on http://")
-                .nth(1)
-                .map(|a| a.trim_end_matches("/graphql").to_owned())
-        })
+        .find_map(|l| bound_address(&l))
         .expect("the bound address is logged");
     // Keep reading, so the server never writes to a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));

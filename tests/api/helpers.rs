@@ -103,8 +103,7 @@ impl TestServer {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.trim_end_matches("/graphql").trim().to_owned();
+                if let Some(addr) = bound_address(&line) {
                     let _ = tx.send(addr);
                 }
                 sink.lock().unwrap().push(line);
@@ -240,6 +239,16 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in the "listening on http://ADDR/graphql" line, text or JSON logs alike.
+pub fn bound_address(line: &str) -> Option<String> {
+    let rest = line.split("listening on http://").nth(1)?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect(),
+    )
 }
 
 /// `authgraph` in `dir` with a clean environment (nothing of the caller's leaks in).

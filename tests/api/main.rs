@@ -6,6 +6,7 @@ mod admin;
 mod cli;
 mod http;
 mod login;
+mod observability;
 mod rate_limit;
 mod restart;
 mod sessions;

@@ -1,0 +1,43 @@
+//! Times each root field of every operation into the latency histogram.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+};
+use async_graphql::{ServerResult, Value};
+
+use crate::state::AppState;
+
+pub struct Timing(pub Arc<AppState>);
+
+impl ExtensionFactory for Timing {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Timing(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Timing {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_some() {
+            return next.run(ctx, info).await;
+        }
+        // The field's name, not its alias: the label set stays the schema's.
+        let operation = info.name;
+        let start = Instant::now();
+        let result = next.run(ctx, info).await;
+        self.0
+            .metrics
+            .latency
+            .with_label_values(&[operation])
+            .observe(start.elapsed().as_secs_f64());
+        result
+    }
+}
