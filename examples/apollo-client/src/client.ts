@@ -1,0 +1,130 @@
+// Apollo Client for authgraph: the access token goes out as a bearer header;
+// an `expired` answer triggers one refresh (shared by every operation waiting
+// on it) and a single retry; any other refresh failure clears the tokens.
+
+// Apollo Client 3 has no package "exports" map: Node needs the ESM entry files by name.
+import {
+  ApolloClient,
+  ApolloLink,
+  HttpLink,
+  InMemoryCache,
+  Observable,
+  type FetchResult,
+  type NormalizedCacheObject,
+} from "@apollo/client/core/index.js";
+import { onError } from "@apollo/client/link/error/index.js";
+
+import { LOGOUT, REFRESH } from "./operations.js";
+
+export interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+export interface AuthClient {
+  apollo: ApolloClient<NormalizedCacheObject>;
+  tokens(): Tokens | null;
+  setTokens(tokens: Tokens | null): void;
+  /** How many refreshToken calls this client has made. */
+  refreshCount(): number;
+  logout(): Promise<void>;
+}
+
+export function createAuthClient(uri: string): AuthClient {
+  let tokens: Tokens | null = null;
+  let refreshes = 0;
+  let inFlight: Promise<boolean> | null = null;
+
+  const http = new HttpLink({ uri, fetch });
+
+  // Refreshing goes straight to the server, outside the link chain below, so
+  // it is never itself retried or refreshed.
+  const refreshClient = new ApolloClient({ link: http, cache: new InMemoryCache() });
+
+  async function refreshNow(): Promise<boolean> {
+    const current = tokens;
+    if (!current) return false;
+    refreshes += 1;
+    try {
+      const { data } = await refreshClient.mutate({
+        mutation: REFRESH,
+        variables: { refreshToken: current.refreshToken },
+        fetchPolicy: "no-cache",
+      });
+      if (!data) throw new Error("no data");
+      tokens = { accessToken: data.refreshToken.accessToken, refreshToken: data.refreshToken.refreshToken };
+      return true;
+    } catch {
+      // Revoked, reused, expired or unreachable: this session is over.
+      tokens = null;
+      return false;
+    }
+  }
+
+  /** One refresh at a time: every caller meanwhile waits for the same one. */
+  function refreshOnce(): Promise<boolean> {
+    inFlight ??= refreshNow().finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  }
+
+  const bearer = new ApolloLink((operation, forward) => {
+    const accessToken = tokens?.accessToken;
+    operation.setContext(({ headers = {} }: { headers?: Record<string, string> }) => ({
+      sentWith: accessToken,
+      headers: accessToken ? { ...headers, Authorization: `Bearer ${accessToken}` } : headers,
+    }));
+    return forward(operation);
+  });
+
+  const refreshOnExpiry = onError(({ graphQLErrors, operation, forward }) => {
+    const expired = graphQLErrors?.some(
+      (e) => e.extensions?.code === "UNAUTHENTICATED" && e.extensions?.reason === "expired",
+    );
+    const context = operation.getContext();
+    if (!expired || context.retried) return;
+    return new Observable<FetchResult>((observer) => {
+      // Another operation may have refreshed since this one was sent.
+      const alreadyNew = tokens !== null && tokens.accessToken !== context.sentWith;
+      const ready = alreadyNew ? Promise.resolve(true) : refreshOnce();
+      ready.then(
+        (ok) => {
+          if (!ok) {
+            observer.error(new Error("the session has ended: log in again"));
+            return;
+          }
+          operation.setContext({ retried: true });
+          forward(operation).subscribe(observer);
+        },
+        (err) => observer.error(err),
+      );
+    });
+  });
+
+  const apollo = new ApolloClient({
+    link: ApolloLink.from([refreshOnExpiry, bearer, http]),
+    cache: new InMemoryCache(),
+    defaultOptions: {
+      query: { fetchPolicy: "network-only", errorPolicy: "none" },
+      watchQuery: { fetchPolicy: "network-only" },
+    },
+  });
+
+  return {
+    apollo,
+    tokens: () => tokens,
+    setTokens: (next) => {
+      tokens = next;
+    },
+    refreshCount: () => refreshes,
+    async logout() {
+      const current = tokens;
+      tokens = null;
+      if (current) {
+        await refreshClient.mutate({ mutation: LOGOUT, variables: { refreshToken: current.refreshToken } });
+      }
+      await apollo.clearStore();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+// Runs the Apollo Client example against a real authgraph server (the binary
+// the Rust build produced) with a 2-second access token lifetime.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+
+import { createAuthClient } from "../src/client.js";
+import { LOGIN, ME, SIGNUP } from "../src/operations.js";
+
+const BIN = process.env.AUTHGRAPH_BIN ?? resolve(import.meta.dirname, "../../../target/debug/authgraph");
+const PASSWORD = "correct horse battery";
+
+let server: ChildProcess;
+let dir: string;
+let base: string;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "authgraph-apollo-"));
+  server = spawn(BIN, ["serve"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      BIND_ADDR: "127.0.0.1:0",
+      ACCESS_TOKEN_TTL: "2",
+      AUTH_RATE_LIMIT_PER_MINUTE: "0",
+      RUST_LOG: "info",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  base = await new Promise<string>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("authgraph did not start")), 30_000);
+    createInterface({ input: server.stderr! }).on("line", (line) => {
+      const m = /listening on (http:\/\/[0-9.:]+)/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+    server.on("exit", (code) => fail(new Error(`authgraph exited with ${code}`)));
+  });
+});
+
+after(() => {
+  server?.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function serverMetric(name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `${name} in /metrics`);
+  return Number(line.split(" ")[1]);
+}
+
+/** `me` with a raw access token, outside the client: what the server says of it. */
+async function rawMe(accessToken: string) {
+  const response = await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${accessToken}` },
+    body: JSON.stringify({ query: "{ me { id } }" }),
+  });
+  return (await response.json()) as { errors?: { extensions: { code: string; reason?: string } }[] };
+}
+
+test("signup, me, expiry with one shared refresh, logout", async () => {
+  const client = createAuthClient(`${base}/graphql`);
+  const { data } = await client.apollo.mutate({
+    mutation: SIGNUP,
+    variables: { input: { username: "apollo", email: "apollo@example.com", password: PASSWORD } },
+  });
+  assert.ok(data);
+  assert.equal(data.signup.expiresIn, 2);
+  client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken });
+
+  const me = await client.apollo.query({ query: ME });
+  assert.equal(me.data.me.username, "apollo");
+  assert.equal(me.data.me.role, "USER");
+  assert.equal(client.refreshCount(), 0);
+
+  const refreshesBefore = await serverMetric("authgraph_refreshes_total");
+  const expiredToken = client.tokens()!.accessToken;
+  await sleep(3_100);
+  assert.deepEqual((await rawMe(expiredToken)).errors?.[0].extensions, { code: "UNAUTHENTICATED", reason: "expired" });
+
+  // Five at once, all with the expired token: one refresh, five answers.
+  const results = await Promise.all(
+    Array.from({ length: 5 }, () => client.apollo.query({ query: ME, context: { queryDeduplication: false } })),
+  );
+  for (const result of results) assert.equal(result.data.me.username, "apollo");
+  assert.equal(client.refreshCount(), 1, "exactly one refreshToken call");
+  assert.equal((await serverMetric("authgraph_refreshes_total")) - refreshesBefore, 1);
+  assert.notEqual(client.tokens()!.accessToken, expiredToken);
+
+  const lastToken = client.tokens()!.accessToken;
+  await client.logout();
+  assert.equal(client.tokens(), null);
+  await assert.rejects(client.apollo.query({ query: ME }), /Authentication required/);
+  assert.deepEqual((await rawMe(lastToken)).errors?.[0].extensions, { code: "UNAUTHENTICATED", reason: "revoked" });
+});
+
+test("a refresh that fails clears the tokens", async () => {
+  await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      query: "mutation($i: SignupInput!) { signup(input: $i) { accessToken } }",
+      variables: { i: { username: "elsewhere", email: "elsewhere@example.com", password: PASSWORD } },
+    }),
+  });
+  const client = createAuthClient(`${base}/graphql`);
+  const { data } = await client.apollo.mutate({ mutation: LOGIN, variables: { input: { username: "elsewhere", password: PASSWORD } } });
+  assert.ok(data);
+  client.setTokens({ accessToken: data.login.accessToken, refreshToken: data.login.refreshToken });
+
+  // The session is ended from another device while this client holds its tokens.
+  const other = createAuthClient(`${base}/graphql`);
+  other.setTokens(client.tokens());
+  await other.logout();
+
+  await sleep(3_100);
+  await assert.rejects(client.apollo.query({ query: ME }), /session has ended/);
+  assert.equal(client.refreshCount(), 1);
+  assert.equal(client.tokens(), null, "tokens cleared after a failed refresh");
+});
