@@ -61,7 +61,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     let key = settings.jwt_key()?;
     let permits = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = Hasher::new(permits)
-        .map_err(|err| ConfigError::new("JWT_SECRET", format!("cannot set up Argon2: {err}")))?;
+        .map_err(|err| ConfigError::new("start-up", format!("cannot set up Argon2: {err}")))?;
     let state = AppState {
         store: store.clone(),
         tokens: Tokens::new(
@@ -73,7 +73,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         hasher,
         limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
         metrics: Metrics::new()
-            .map_err(|err| ConfigError::new("RUST_LOG", format!("cannot set up metrics: {err}")))?,
+            .map_err(|err| ConfigError::new("start-up", format!("cannot set up metrics: {err}")))?,
     };
     let state = std::sync::Arc::new(state);
     let schema = graphql::schema(state.clone());

@@ -130,7 +130,8 @@ impl From<String> for Secret {
     }
 }
 
-/// A setting that stops the start: printed as one line naming the setting.
+/// What stops the start: printed as one line naming the setting (or
+/// `start-up` for a failure no setting explains).
 #[derive(Debug, thiserror::Error)]
 #[error("{setting}: {message}")]
 pub struct ConfigError {

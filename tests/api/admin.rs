@@ -8,19 +8,24 @@ const USERS: &str = "query($first: Int, $after: String) { users(first: $first, a
 const SET_ROLE: &str =
     "mutation($id: ID!, $role: Role!) { setRole(userId: $id, role: $role) { id username role } }";
 
+/// `setRole` as `by`.
+async fn set_role(server: &TestServer, by: &Session, user_id: &str, role: &str) -> Value {
+    server
+        .gql(
+            Some(&by.access),
+            SET_ROLE,
+            json!({ "id": user_id, "role": role }),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn a_user_gets_forbidden_from_every_admin_field() {
     let server = TestServer::start().await;
     let user = server.signup("plain").await;
     let body = server.gql(Some(&user.access), USERS, json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    let body = server
-        .gql(
-            Some(&user.access),
-            SET_ROLE,
-            json!({ "id": user.user_id, "role": "ADMIN" }),
-        )
-        .await;
+    let body = set_role(&server, &user, &user.user_id, "ADMIN").await;
     assert_eq!(
         code(&body),
         "FORBIDDEN",
@@ -65,25 +70,13 @@ async fn a_role_change_takes_effect_on_the_next_request() {
     let server = TestServer::start().await;
     let admin = server.admin("boss").await;
     let user = server.signup("worker").await;
-    let body = server
-        .gql(
-            Some(&admin.access),
-            SET_ROLE,
-            json!({ "id": user.user_id, "role": "ADMIN" }),
-        )
-        .await;
+    let body = set_role(&server, &admin, &user.user_id, "ADMIN").await;
     assert_eq!(body["data"]["setRole"]["role"], "ADMIN", "{body}");
     // The worker's existing token now opens admin fields...
     let body = server.gql(Some(&user.access), USERS, json!({})).await;
     assert_eq!(body["data"]["users"]["totalCount"], 2, "{body}");
     // ...and stops doing so once demoted.
-    server
-        .gql(
-            Some(&admin.access),
-            SET_ROLE,
-            json!({ "id": user.user_id, "role": "USER" }),
-        )
-        .await;
+    set_role(&server, &admin, &user.user_id, "USER").await;
     assert_eq!(
         code(&server.gql(Some(&user.access), USERS, json!({})).await),
         "FORBIDDEN"
@@ -94,13 +87,7 @@ async fn a_role_change_takes_effect_on_the_next_request() {
 async fn the_last_admin_cannot_demote_themself() {
     let server = TestServer::start().await;
     let admin = server.admin("only").await;
-    let body = server
-        .gql(
-            Some(&admin.access),
-            SET_ROLE,
-            json!({ "id": admin.user_id, "role": "USER" }),
-        )
-        .await;
+    let body = set_role(&server, &admin, &admin.user_id, "USER").await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
     assert_eq!(
         server.me(&admin.access).await["data"]["me"]["role"],
@@ -109,22 +96,10 @@ async fn the_last_admin_cannot_demote_themself() {
 
     // With a second admin, stepping down works.
     let second = server.admin("second").await;
-    let body = server
-        .gql(
-            Some(&admin.access),
-            SET_ROLE,
-            json!({ "id": admin.user_id, "role": "USER" }),
-        )
-        .await;
+    let body = set_role(&server, &admin, &admin.user_id, "USER").await;
     assert_eq!(body["data"]["setRole"]["role"], "USER", "{body}");
     // And now the second is the last.
-    let body = server
-        .gql(
-            Some(&second.access),
-            SET_ROLE,
-            json!({ "id": second.user_id, "role": "USER" }),
-        )
-        .await;
+    let body = set_role(&server, &second, &second.user_id, "USER").await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 
@@ -135,16 +110,8 @@ async fn two_admins_demoting_themselves_at_once_leave_one_admin() {
         let a = server.admin("first").await;
         let b = server.admin("second").await;
         let (ra, rb) = tokio::join!(
-            server.gql(
-                Some(&a.access),
-                SET_ROLE,
-                json!({ "id": a.user_id, "role": "USER" })
-            ),
-            server.gql(
-                Some(&b.access),
-                SET_ROLE,
-                json!({ "id": b.user_id, "role": "USER" })
-            ),
+            set_role(&server, &a, &a.user_id, "USER"),
+            set_role(&server, &b, &b.user_id, "USER"),
         );
         let outcomes =
             [&ra, &rb].map(|r| (r["data"]["setRole"]["role"].as_str().unwrap_or(""), code(r)));

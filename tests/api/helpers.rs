@@ -228,6 +228,27 @@ impl TestServer {
         body["data"]["verifyToken"].clone()
     }
 
+    /// The password hash stored for `username`, read from the database file.
+    pub async fn stored_password_hash(&self, username: &str) -> String {
+        use sea_orm::{ConnectionTrait, Statement, Value};
+        let db = sea_orm::Database::connect(format!(
+            "sqlite://{}?mode=ro",
+            self.database_path().display()
+        ))
+        .await
+        .expect("open the test database");
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                "SELECT password_hash FROM users WHERE username = ?",
+                [Value::from(username)],
+            ))
+            .await
+            .expect("query users")
+            .expect("the user exists");
+        row.try_get("", "password_hash").expect("password_hash")
+    }
+
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")

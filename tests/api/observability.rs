@@ -148,22 +148,7 @@ async fn no_token_password_or_hash_ever_reaches_the_log() {
 
         let log = server.log_text();
         assert!(log.lines().count() > 10, "the log was written ({format})");
-        let db = sea_orm::Database::connect(format!(
-            "sqlite://{}?mode=ro",
-            server.database_path().display()
-        ))
-        .await
-        .unwrap();
-        use sea_orm::{ConnectionTrait, Statement};
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT password_hash FROM users",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let hash: String = row.try_get("", "password_hash").unwrap();
+        let hash = server.stored_password_hash("quiet").await;
         let secrets = [
             password,
             "another-long-password",

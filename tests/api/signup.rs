@@ -138,22 +138,7 @@ async fn of_twenty_concurrent_signups_of_one_username_exactly_one_wins() {
 async fn the_password_is_stored_only_as_an_argon2id_hash() {
     let server = TestServer::start().await;
     server.signup("hashcheck").await;
-    let db = sea_orm::Database::connect(format!(
-        "sqlite://{}?mode=ro",
-        server.database_path().display()
-    ))
-    .await
-    .unwrap();
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT password_hash FROM users",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let hash: String = row.try_get("", "password_hash").unwrap();
+    let hash = server.stored_password_hash("hashcheck").await;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 }

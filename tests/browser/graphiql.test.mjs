@@ -3,48 +3,26 @@
 // and the result pane shows the access token. The page must work with no
 // network beyond authgraph: every other request is refused and counted.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-const here = import.meta.dirname;
-const BIN = process.env.AUTHGRAPH_BIN ?? resolve(here, "../../target/debug/authgraph");
+import { startAuthgraph } from "../support/start-authgraph.mjs";
+
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(here, "screenshots");
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(import.meta.dirname, "screenshots");
 
 let server;
-let dir;
 let base;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "authgraph-browser-"));
-  server = spawn(BIN, ["serve"], {
-    cwd: dir,
-    env: { PATH: process.env.PATH, BIND_ADDR: "127.0.0.1:0", AUTH_RATE_LIMIT_PER_MINUTE: "0", RUST_LOG: "info" },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  base = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("authgraph did not start")), 30_000);
-    createInterface({ input: server.stderr }).on("line", (line) => {
-      const m = /listening on (http:\/\/[0-9.:]+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    });
-    server.on("exit", (code) => fail(new Error(`authgraph exited with ${code}`)));
-  });
+  server = await startAuthgraph();
+  base = server.base;
 });
 
-after(() => {
-  server?.kill();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => server?.stop());
 
 test("a signup mutation run in GraphiQL shows the access token", async () => {
   const browser = await chromium.launch({

@@ -1,53 +1,23 @@
 // Runs the Apollo Client example against a real authgraph server (the binary
 // the Rust build produced) with a 2-second access token lifetime.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 
+import { startAuthgraph } from "../../../tests/support/start-authgraph.mjs";
 import { createAuthClient } from "../src/client.js";
 import { LOGIN, ME, SIGNUP } from "../src/operations.js";
 
-const BIN = process.env.AUTHGRAPH_BIN ?? resolve(import.meta.dirname, "../../../target/debug/authgraph");
 const PASSWORD = "correct horse battery";
 
-let server: ChildProcess;
-let dir: string;
+let server: { base: string; stop: () => void };
 let base: string;
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), "authgraph-apollo-"));
-  server = spawn(BIN, ["serve"], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH,
-      BIND_ADDR: "127.0.0.1:0",
-      ACCESS_TOKEN_TTL: "2",
-      AUTH_RATE_LIMIT_PER_MINUTE: "0",
-      RUST_LOG: "info",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  base = await new Promise<string>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("authgraph did not start")), 30_000);
-    createInterface({ input: server.stderr! }).on("line", (line) => {
-      const m = /listening on (http:\/\/[0-9.:]+)/.exec(line);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    });
-    server.on("exit", (code) => fail(new Error(`authgraph exited with ${code}`)));
-  });
+  server = await startAuthgraph({ ACCESS_TOKEN_TTL: "2" });
+  base = server.base;
 });
 
-after(() => {
-  server?.kill();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => server?.stop());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,0 +1,50 @@
+// Starts the real authgraph binary for the JavaScript test suites: a fresh
+// directory (so a fresh SQLite database and key), port 0, and the address read
+// from its "listening on" log line.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+const DEFAULT_BIN = resolve(import.meta.dirname, "../../target/debug/authgraph");
+
+/**
+ * @param {Record<string, string>} env settings on top of the defaults
+ * @returns {Promise<{ base: string, stop: () => void }>} base is `http://127.0.0.1:PORT`
+ */
+export async function startAuthgraph(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "authgraph-js-"));
+  const server = spawn(process.env.AUTHGRAPH_BIN ?? DEFAULT_BIN, ["serve"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? "",
+      BIND_ADDR: "127.0.0.1:0",
+      AUTH_RATE_LIMIT_PER_MINUTE: "0",
+      RUST_LOG: "info",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const stop = () => {
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const base = await new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error("authgraph did not start")), 30_000);
+      createInterface({ input: server.stderr }).on("line", (line) => {
+        const m = /listening on (http:\/\/[0-9.:]+)/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          ok(m[1]);
+        }
+      });
+      server.on("exit", (code) => fail(new Error(`authgraph exited with ${code}`)));
+    });
+    return { base: /** @type {string} */ (base), stop };
+  } catch (err) {
+    stop();
+    throw err;
+  }
+}
