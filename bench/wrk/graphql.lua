@@ -1,5 +1,7 @@
 -- POSTs one GraphQL body (env BODY), with a bearer token when env AUTH is set.
 -- Counts answers that are not 200 or carry GraphQL "errors".
+dofile("bench/wrk/errors.lua")
+
 wrk.method = "POST"
 wrk.body = os.getenv("BODY")
 wrk.headers["Content-Type"] = "application/json"
@@ -8,22 +10,8 @@ if auth and auth ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. auth
 end
 
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-end
-
-errors = 0
 function response(status, headers, body)
   if status ~= 200 or string.find(body, '"errors"', 1, true) then
     errors = errors + 1
   end
-end
-
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do
-    total = total + t:get("errors")
-  end
-  io.write(string.format("graphql_errors %d\n", total))
 end

@@ -2,6 +2,8 @@
 -- env SEEDS (one token a line, at least one per connection), and every answer's
 -- new refresh token goes back into the pool. Run with one wrk thread, and seed
 -- a few more tokens than connections: wrk calls request() once before the run.
+dofile("bench/wrk/errors.lua")
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -10,12 +12,6 @@ for line in io.lines(os.getenv("SEEDS")) do
   table.insert(pool, line)
 end
 
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-end
-
-errors = 0
 function request()
   local token = table.remove(pool) or "pool-exhausted"
   local body = '{"query":"mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }","variables":{"t":"'
@@ -30,12 +26,4 @@ function response(status, headers, body)
   else
     errors = errors + 1
   end
-end
-
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do
-    total = total + t:get("errors")
-  end
-  io.write(string.format("graphql_errors %d\n", total))
 end
