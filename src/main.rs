@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     if let Err(err) = dotenvy::dotenv()
         && !err.not_found()
     {
-        eprintln!("error: .env: {err}");
+        eprintln!("error: .env: {}", describe_dotenv_error(&err));
         return ExitCode::from(BAD_CONFIG);
     }
     let cli = match Cli::try_parse() {
@@ -122,6 +122,25 @@ async fn promote(settings: &Settings, who: &str) -> ExitCode {
             eprintln!("error: cannot promote {who}: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// dotenvy quotes a bad line verbatim, and the line may hold a secret: name it
+/// by its number instead.
+fn describe_dotenv_error(err: &dotenvy::Error) -> String {
+    match err {
+        dotenvy::Error::LineParse(line, _) => {
+            let number = std::fs::read_to_string(".env").ok().and_then(|text| {
+                text.lines()
+                    .position(|l| line.starts_with(l) || l.starts_with(line.trim_end()))
+            });
+            match number {
+                Some(n) => format!("line {} is not KEY=VALUE (its content is not shown)", n + 1),
+                None => "a line is not KEY=VALUE (its content is not shown)".to_owned(),
+            }
+        }
+        dotenvy::Error::Io(io) => io.to_string(),
+        _ => "cannot be read".to_owned(),
     }
 }
 

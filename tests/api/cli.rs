@@ -208,3 +208,60 @@ async fn the_generated_key_is_private_and_survives_a_restart() {
         "tokens survive a restart"
     );
 }
+
+#[test]
+fn a_malformed_dot_env_ends_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "RUST_LOG=info\nJWT_SECRET='a-secret-value-that-must-stay-hidden\n",
+    )
+    .unwrap();
+    let out = assert_refused(&run(dir.path(), &[], &[]), ".env");
+    assert!(out.contains("line 2"), "{out}");
+    assert!(
+        !out.contains("must-stay-hidden"),
+        "the line is not shown: {out}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = base_command(dir.path())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| bound_address(&l))
+        .expect("the bound address is logged");
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    // A signup (one Argon2 hash) is in flight when the signal arrives.
+    let signup = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .json(&json!({ "query": SIGNUP, "variables": { "input": { "username": "lastone", "email": "last@example.com", "password": PASSWORD } } }))
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only reads its integer arguments.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+
+    let body: serde_json::Value = signup.await.unwrap().unwrap().json().await.unwrap();
+    assert!(body["data"]["signup"].is_object(), "{body}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = rest.join().unwrap().join("\n");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}

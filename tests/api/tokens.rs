@@ -328,3 +328,17 @@ async fn verify_token_describes_good_and_bad_tokens_without_errors() {
         json!({ "valid": false, "reason": "invalid", "tokenType": null, "userId": null, "expiresAt": null })
     );
 }
+
+#[tokio::test]
+async fn logout_with_an_expired_refresh_token_says_expired() {
+    let server =
+        TestServer::start_with(&[("ACCESS_TOKEN_TTL", "1"), ("REFRESH_TOKEN_TTL", "1")]).await;
+    let session = server.signup("late-leaver").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let body = server.logout(&session.refresh).await;
+    assert_eq!(
+        (code(&body), reason(&body)),
+        ("UNAUTHENTICATED", "expired"),
+        "{body}"
+    );
+}
