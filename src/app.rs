@@ -18,7 +18,7 @@ use crate::http;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
-use crate::store::{self, Store};
+use crate::store::{self, SetRoleError, Store};
 
 /// How often expired revocations and sessions are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
@@ -53,6 +53,35 @@ pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
         )
     })?;
     Ok(Store::new(db))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no user has the username or email '{0}'")]
+    UnknownUser(String),
+    #[error("cannot promote: {}", chain(.0))]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// `authgraph promote`: makes the user with this username or email an ADMIN.
+pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Model, PromoteError> {
+    let store = migrate(settings).await?;
+    let user = store
+        .find_for_login(who)
+        .await?
+        .ok_or_else(|| PromoteError::UnknownUser(who.to_owned()))?;
+    store
+        .set_role(user.id, entity::user::Role::Admin)
+        .await
+        .map_err(|err| match err {
+            SetRoleError::Db(err) => PromoteError::Db(err),
+            // Promoting can't remove the last admin; the user was just found.
+            SetRoleError::LastAdmin | SetRoleError::UnknownUser => {
+                PromoteError::UnknownUser(who.to_owned())
+            }
+        })
 }
 
 pub async fn build(settings: &Settings) -> Result<App, ConfigError> {

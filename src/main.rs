@@ -92,25 +92,7 @@ async fn serve(settings: &Settings) -> ExitCode {
 }
 
 async fn promote(settings: &Settings, who: &str) -> ExitCode {
-    let store = match authgraph::app::migrate(settings).await {
-        Ok(store) => store,
-        Err(err) => return fail(&err),
-    };
-    let found = match store.find_for_login(who).await {
-        Ok(found) => found,
-        Err(err) => {
-            eprintln!(
-                "error: cannot read users: {}",
-                authgraph::error::chain(&err)
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(user) = found else {
-        eprintln!("error: no user has the username or email '{who}'");
-        return ExitCode::FAILURE;
-    };
-    match store.set_role(user.id, entity::user::Role::Admin).await {
+    match authgraph::app::promote(settings, who).await {
         Ok(user) => {
             println!(
                 "{} <{}> id={} role=ADMIN",
@@ -118,8 +100,9 @@ async fn promote(settings: &Settings, who: &str) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Err(authgraph::app::PromoteError::Config(err)) => fail(&err),
         Err(err) => {
-            eprintln!("error: cannot promote {who}: {err}");
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }
