@@ -1,6 +1,6 @@
 -- Shared by the scenario scripts: each thread counts failed answers in the
 -- global `errors`; at the end the total is printed as "graphql_errors N",
--- which bench/run.sh reads. Loaded with dofile from the repository root.
+-- which bench/run.sh reads. Loaded with dofile from beside each script.
 local threads = {}
 
 function setup(thread)

@@ -1,6 +1,7 @@
 -- POSTs one GraphQL body (env BODY), with a bearer token when env AUTH is set.
 -- Counts answers that are not 200 or carry GraphQL "errors".
-dofile("bench/wrk/errors.lua")
+-- errors.lua sits beside this script, wherever wrk is run from.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "errors.lua")
 
 wrk.method = "POST"
 wrk.body = os.getenv("BODY")

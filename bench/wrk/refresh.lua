@@ -2,7 +2,8 @@
 -- env SEEDS (one token a line, at least one per connection), and every answer's
 -- new refresh token goes back into the pool. Run with one wrk thread, and seed
 -- a few more tokens than connections: wrk calls request() once before the run.
-dofile("bench/wrk/errors.lua")
+-- errors.lua sits beside this script, wherever wrk is run from.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "errors.lua")
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

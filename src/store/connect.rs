@@ -18,6 +18,10 @@ pub async fn connect(url: &str, max_connections: Option<u32>) -> Result<Database
         options
             .max_connections(max_connections.unwrap_or(2))
             .min_connections(1)
+            // sqlx pings a pooled connection before every use by default: for
+            // SQLite that is a second trip to the connection's worker thread
+            // per query, and a local file has nothing to go stale.
+            .test_before_acquire(false)
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
