@@ -79,10 +79,7 @@ impl Store {
 
     /// Why a refresh token's user row did not come back: used, ended or unknown.
     async fn why_not(&self, old: &Claims) -> Result<Rotation, DbErr> {
-        let rows = revocation::Entity::find()
-            .filter(revocation::Column::Id.is_in([old.sid, old.jti]))
-            .all(&self.db)
-            .await?;
+        let rows = self.revocations_of(old.sid, old.jti).await?;
         if rows.iter().any(|r| r.id == old.sid) {
             Ok(Rotation::Revoked)
         } else if rows.iter().any(|r| r.id == old.jti) {
@@ -119,11 +116,15 @@ impl Store {
 
     /// Is a token with this `sid` and `jti` revoked?
     pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
-        let rows = revocation::Entity::find()
+        Ok(!self.revocations_of(sid, jti).await?.is_empty())
+    }
+
+    /// The blacklist rows covering a token: its session's, its own, or none.
+    async fn revocations_of(&self, sid: Uuid, jti: Uuid) -> Result<Vec<revocation::Model>, DbErr> {
+        revocation::Entity::find()
             .filter(revocation::Column::Id.is_in([sid, jti]))
             .all(&self.db)
-            .await?;
-        Ok(!rows.is_empty())
+            .await
     }
 
     /// Deletes revocations and sessions whose every token expired before `cutoff`

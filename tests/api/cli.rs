@@ -12,6 +12,35 @@ fn run(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run authgraph")
 }
 
+/// Starts `authgraph ARGS` in `dir` and waits for its bound address. The rest
+/// of its log keeps being read (so it never writes to a closed pipe) and comes
+/// back, line by line, when the process ends.
+fn spawn_server(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::BufRead;
+    let mut child = base_command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn authgraph");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| bound_address(&l))
+        .expect("the bound address is logged");
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, addr, rest)
+}
+
 /// A bad setting: exit code 2 and exactly one line on stderr naming it.
 fn assert_refused(output: &Output, setting: &str) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -145,26 +174,17 @@ async fn flags_and_a_dot_env_file_are_settings_too() {
         "ACCESS_TOKEN_TTL=77\nAUTH_RATE_LIMIT_PER_MINUTE=0\n",
     )
     .unwrap();
-    let mut child = base_command(dir.path())
-        .args([
+    let (mut child, addr, _log) = spawn_server(
+        dir.path(),
+        &[
             "serve",
             "--bind-addr",
             "127.0.0.1:0",
             "--refresh-token-ttl",
             "1234",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| bound_address(&l))
-        .expect("the bound address is logged");
-    // Keep reading, so the server never writes to a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+        ],
+        &[],
+    );
     let body: serde_json::Value = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
         .json(&json!({ "query": SIGNUP, "variables": { "input": { "username": "envy", "email": "envy@example.com", "password": PASSWORD } } }))
@@ -228,20 +248,14 @@ fn a_malformed_dot_env_ends_the_start_with_one_line() {
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = base_command(dir.path())
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("AUTH_RATE_LIMIT_PER_MINUTE", "0")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| bound_address(&l))
-        .expect("the bound address is logged");
-    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (mut child, addr, rest) = spawn_server(
+        dir.path(),
+        &[],
+        &[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+        ],
+    );
 
     // A signup (one Argon2 hash) is in flight when the signal arrives.
     let signup = tokio::spawn(
