@@ -45,7 +45,7 @@ fn jwt(c: &mut Criterion) {
 /// A server-shaped state on a SQLite file with one user and a live session.
 async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
     let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
-    let db = store::connect(&url, None).await.unwrap();
+    let db = store::connect(&url, Default::default()).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let store = Store::new(db);
     let state = AppState {

@@ -38,7 +38,7 @@ pub struct App {
 
 /// Connects and applies pending migrations.
 pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
-    let db = store::connect(&settings.database_url, settings.database_max_connections)
+    let db = store::connect(&settings.database_url, settings.pool())
         .await
         .map_err(|err| {
             ConfigError::new(

@@ -53,6 +53,16 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub database_max_connections: Option<u32>,
 
+    /// Seconds a request waits for a database connection (opening one
+    /// included) before it fails; also bounds the connect at start-up.
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    pub database_connect_timeout: u64,
+
+    /// Seconds one SQL statement may run (PostgreSQL `statement_timeout`) or
+    /// wait for SQLite's write lock (busy timeout).
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub database_statement_timeout: u64,
+
     /// Listen address; port 0 picks a free port (the bound address is logged).
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", value_parser = parse_bind_addr, global = true)]
     pub bind_addr: SocketAddr,
@@ -152,6 +162,15 @@ impl Settings {
                 ),
             )),
             other => Ok(other.clone()),
+        }
+    }
+
+    /// The database pool's settings.
+    pub fn pool(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            max_connections: self.database_max_connections,
+            connect_timeout: std::time::Duration::from_secs(self.database_connect_timeout),
+            statement_timeout: std::time::Duration::from_secs(self.database_statement_timeout),
         }
     }
 

@@ -2,34 +2,63 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
-/// Opens the pool. SQLite gets WAL (readers never wait for the writer) with
+/// How the pool is sized and how long it waits: `DATABASE_MAX_CONNECTIONS`,
+/// `DATABASE_CONNECT_TIMEOUT` and `DATABASE_STATEMENT_TIMEOUT`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Most open connections; `None` picks the backend's default.
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens the pool.
+///
+/// SQLite gets WAL (readers never wait for the writer) with
 /// `synchronous=NORMAL`: a commit is in the WAL before it is acknowledged, so
 /// it survives the process crashing or being killed; only an OS crash or power
 /// loss can lose the last commits (SQLite's documented WAL trade-off; use
 /// PostgreSQL where that matters). Foreign keys on, and a busy timeout so a
 /// second process on the same file (`authgraph promote`) queues, not fails.
-pub async fn connect(url: &str, max_connections: Option<u32>) -> Result<DatabaseConnection, DbErr> {
+///
+/// PostgreSQL gets a server-side `statement_timeout`, and each pooled
+/// connection is pinged before use, so connections broken by a database
+/// restart are replaced instead of failing a request.
+pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+        .connect_timeout(pool.connect_timeout)
+        .acquire_timeout(pool.connect_timeout);
     if url.starts_with("sqlite:") {
+        let busy_timeout = pool.statement_timeout;
         options
-            .max_connections(max_connections.unwrap_or(2))
+            .max_connections(pool.max_connections.unwrap_or(2))
             .min_connections(1)
             // sqlx pings a pooled connection before every use by default: for
             // SQLite that is a second trip to the connection's worker thread
             // per query, and a local file has nothing to go stale.
             .test_before_acquire(false)
-            .map_sqlx_sqlite_opts(|opts| {
+            .map_sqlx_sqlite_opts(move |opts| {
                 opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(busy_timeout)
             });
     } else {
-        options.max_connections(max_connections.unwrap_or(10));
+        options
+            .max_connections(pool.max_connections.unwrap_or(10))
+            .statement_timeout(pool.statement_timeout);
     }
     Database::connect(options).await
 }

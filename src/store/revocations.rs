@@ -151,7 +151,7 @@ mod tests {
     use crate::auth::jwt::TokenType;
 
     async fn store() -> Store {
-        let db = crate::store::connect("sqlite::memory:", None)
+        let db = crate::store::connect("sqlite::memory:", Default::default())
             .await
             .unwrap();
         Migrator::up(&db, None).await.unwrap();

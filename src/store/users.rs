@@ -74,6 +74,11 @@ impl Store {
     /// The user a login names: by email when it has an `@`, else by username ignoring case.
     pub async fn find_for_login(&self, identifier: &str) -> Result<Option<user::Model>, DbErr> {
         let identifier = identifier.trim();
+        // No stored name or email holds a NUL (signup refuses control
+        // characters), and PostgreSQL refuses one in a text parameter.
+        if identifier.contains('\0') {
+            return Ok(None);
+        }
         let filter = if identifier.contains('@') {
             user::Column::Email.eq(identifier.to_lowercase())
         } else {

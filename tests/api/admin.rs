@@ -19,9 +19,11 @@ async fn set_role(server: &TestServer, by: &Session, user_id: &str, role: &str) 
         .await
 }
 
-#[tokio::test]
-async fn a_user_gets_forbidden_from_every_admin_field() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn a_user_gets_forbidden_from_every_admin_field(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let user = server.signup("plain").await;
     let body = server.gql(Some(&user.access), USERS, json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
@@ -34,9 +36,11 @@ async fn a_user_gets_forbidden_from_every_admin_field() {
     assert_eq!(server.me(&user.access).await["data"]["me"]["role"], "USER");
 }
 
-#[tokio::test]
-async fn promote_makes_an_admin_and_refuses_an_unknown_user() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn promote_makes_an_admin_and_refuses_an_unknown_user(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("Amelia").await;
     let output = server.cli(&["promote", "amelia@example.com"]);
     assert_eq!(
@@ -65,9 +69,11 @@ async fn promote_makes_an_admin_and_refuses_an_unknown_user() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[tokio::test]
-async fn a_role_change_takes_effect_on_the_next_request() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn a_role_change_takes_effect_on_the_next_request(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let admin = server.admin("boss").await;
     let user = server.signup("worker").await;
     let body = set_role(&server, &admin, &user.user_id, "ADMIN").await;
@@ -83,9 +89,11 @@ async fn a_role_change_takes_effect_on_the_next_request() {
     );
 }
 
-#[tokio::test]
-async fn the_last_admin_cannot_demote_themself() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn the_last_admin_cannot_demote_themself(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let admin = server.admin("only").await;
     let body = set_role(&server, &admin, &admin.user_id, "USER").await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
@@ -103,10 +111,12 @@ async fn the_last_admin_cannot_demote_themself() {
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
 }
 
-#[tokio::test]
-async fn two_admins_demoting_themselves_at_once_leave_one_admin() {
+#[apply(backends)]
+async fn two_admins_demoting_themselves_at_once_leave_one_admin(#[case] backend: Backend) {
     for round in 0..5 {
-        let server = TestServer::start().await;
+        let Some(server) = TestServer::start(backend).await else {
+            return;
+        };
         let a = server.admin("first").await;
         let b = server.admin("second").await;
         let (ra, rb) = tokio::join!(
@@ -127,9 +137,11 @@ async fn two_admins_demoting_themselves_at_once_leave_one_admin() {
     }
 }
 
-#[tokio::test]
-async fn paging_through_250_users_has_no_duplicate_and_no_gap() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn paging_through_250_users_has_no_duplicate_and_no_gap(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let admin = server.admin("pager").await;
     let mut expected: HashSet<String> = HashSet::from([admin.user_id.clone()]);
     for batch in 0..25 {
@@ -194,9 +206,11 @@ async fn paging_through_250_users_has_no_duplicate_and_no_gap() {
     assert_eq!(seen[0], admin.user_id);
 }
 
-#[tokio::test]
-async fn users_refuses_a_bad_first_or_after_naming_the_argument() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn users_refuses_a_bad_first_or_after_naming_the_argument(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let admin = server.admin("strict").await;
     for (vars, field) in [
         (json!({ "first": 0 }), "first"),

@@ -119,6 +119,7 @@ fn bad_settings_end_the_start_with_one_clear_line() {
                     "DATABASE_URL",
                     "postgres://user:hunter2@127.0.0.1:1/authgraph",
                 ),
+                ("DATABASE_CONNECT_TIMEOUT", "1"),
                 ("BIND_ADDR", "127.0.0.1:0"),
             ],
         ),
@@ -137,6 +138,14 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         "DATABASE_URL",
     );
     assert_refused(
+        &run(dir.path(), &[], &[("DATABASE_CONNECT_TIMEOUT", "0")]),
+        "DATABASE_CONNECT_TIMEOUT",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("DATABASE_STATEMENT_TIMEOUT", "10s")]),
+        "DATABASE_STATEMENT_TIMEOUT",
+    );
+    assert_refused(
         &run(
             dir.path(),
             &[],
@@ -149,21 +158,44 @@ fn bad_settings_end_the_start_with_one_clear_line() {
     );
 }
 
-#[test]
-fn migrate_applies_the_migrations_and_exits() {
+#[apply(backends)]
+async fn migrate_applies_the_migrations_and_exits(#[case] backend: Backend) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
     let dir = tempfile::tempdir().unwrap();
-    let output = run(dir.path(), &["migrate"], &[]);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => match TestDatabase::fresh().await {
+            Some(database) => Some(database),
+            None => return,
+        },
+    };
+    let env: Vec<(&str, &str)> = database
+        .iter()
+        .map(|database| ("DATABASE_URL", database.url.as_str()))
+        .collect();
+    let output = run(dir.path(), &["migrate"], &env);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        dir.path().join("authgraph.db").exists(),
-        "the default SQLite file"
-    );
     // Twice is fine.
-    assert!(run(dir.path(), &["migrate"], &[]).status.success());
+    assert!(run(dir.path(), &["migrate"], &env).status.success());
+    let url = match &database {
+        Some(database) => database.url.clone(),
+        None => {
+            let file = dir.path().join("authgraph.db");
+            assert!(file.exists(), "the default SQLite file");
+            format!("sqlite://{}", file.display())
+        }
+    };
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    assert_eq!(entity::user::Entity::find().count(&db).await.unwrap(), 0);
+    assert_eq!(entity::session::Entity::find().count(&db).await.unwrap(), 0);
+    assert_eq!(
+        entity::revocation::Entity::find().count(&db).await.unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -204,9 +236,11 @@ async fn flags_and_a_dot_env_file_are_settings_too() {
     );
 }
 
-#[tokio::test]
-async fn the_generated_key_is_private_and_survives_a_restart() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn the_generated_key_is_private_and_survives_a_restart(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("victor").await;
     let key_file = server.dir().join("authgraph.secret");
     #[cfg(unix)]

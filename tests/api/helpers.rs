@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub use crate::pg::{Cluster, TestDatabase};
+pub use rstest::rstest;
+pub use rstest_reuse::apply;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_authgraph");
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -20,36 +24,83 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("RUST_LOG", "info"),
 ];
 
+/// The database a test server runs on. Most tests run once on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: a SQLite file in the server's directory.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL server (see `pg`).
+    Postgres,
+}
+
 pub struct TestServer {
     child: Child,
     pub addr: String,
     dir: Arc<tempfile::TempDir>,
     env: Vec<(String, String)>,
+    database: Option<Arc<TestDatabase>>,
     pub logs: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
 }
 
 impl TestServer {
-    pub async fn start() -> Self {
-        Self::start_with(&[]).await
+    /// A server on a fresh database of `backend`; `None` when that is
+    /// PostgreSQL and there is none here (the skip is reported by `pg`).
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, &[]).await
     }
 
-    /// Starts a server with `env` on top of the defaults, in a new directory.
-    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+    /// [`TestServer::start`] with `env` on top of the defaults.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Option<Self> {
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(TestDatabase::fresh().await?)),
+        };
+        Some(Self::start_on(database, env))
+    }
+
+    /// A server on `database` (PostgreSQL, possibly shared with other
+    /// servers) or, for `None`, on a new SQLite file; in a new directory.
+    pub fn start_on(database: Option<Arc<TestDatabase>>, env: &[(&str, &str)]) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let env = env
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::spawn(dir, env)
+        if let Some(database) = &database {
+            env.push(("DATABASE_URL".into(), database.url.clone()));
+        }
+        Self::spawn(dir, env, database)
     }
 
     /// Stops this server (SIGKILL: nothing gets to flush) and starts a new one
     /// on the same directory, database and key file.
     pub async fn restart(mut self) -> Self {
+        self.kill();
+        Self::spawn(
+            self.dir.clone(),
+            std::mem::take(&mut self.env),
+            self.database.clone(),
+        )
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        Self::spawn(self.dir.clone(), std::mem::take(&mut self.env))
+    }
+
+    /// Is the process still there (not exited, not crashed)?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Where this server keeps its data, for a test that reads it directly.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(database) => database.url.clone(),
+            None => format!("sqlite://{}", self.database_path().display()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -84,7 +135,11 @@ impl TestServer {
         session
     }
 
-    fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> Self {
+    fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        env: Vec<(String, String)>,
+        database: Option<Arc<TestDatabase>>,
+    ) -> Self {
         let mut command = base_command(dir.path());
         for (k, v) in DEFAULTS {
             command.env(k, v);
@@ -124,6 +179,7 @@ impl TestServer {
             addr,
             dir,
             env,
+            database,
             logs,
             client: reqwest::Client::new(),
         }
@@ -228,25 +284,19 @@ impl TestServer {
         body["data"]["verifyToken"].clone()
     }
 
-    /// The password hash stored for `username`, read from the database file.
+    /// The password hash stored for `username`, read from the database.
     pub async fn stored_password_hash(&self, username: &str) -> String {
-        use sea_orm::{ConnectionTrait, Statement, Value};
-        let db = sea_orm::Database::connect(format!(
-            "sqlite://{}?mode=ro",
-            self.database_path().display()
-        ))
-        .await
-        .expect("open the test database");
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                "SELECT password_hash FROM users WHERE username = ?",
-                [Value::from(username)],
-            ))
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let db = sea_orm::Database::connect(self.database_url())
+            .await
+            .expect("open the test database");
+        let user = entity::user::Entity::find()
+            .filter(entity::user::Column::Username.eq(username))
+            .one(&db)
             .await
             .expect("query users")
             .expect("the user exists");
-        row.try_get("", "password_hash").expect("password_hash")
+        user.password_hash
     }
 
     /// Everything the server logged so far.
@@ -339,3 +389,13 @@ pub fn header(token: &str) -> Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
 }
+
+/// The backends most tests run on: `#[apply(backends)]` on an
+/// `async fn name(#[case] backend: Backend)` makes `name::case_1_sqlite` and
+/// `name::case_2_postgres`.
+#[rstest_reuse::template]
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test]
+async fn backends(#[case] backend: Backend) {}

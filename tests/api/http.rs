@@ -6,9 +6,11 @@ use crate::helpers::*;
 /// `TypeRef`: what GraphiQL, Apollo and GraphQL Code Generator send.
 const INTROSPECTION: &str = include_str!("introspection.graphql");
 
-#[tokio::test]
-async fn the_standard_introspection_query_works() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn the_standard_introspection_query_works(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let body = server.gql(None, INTROSPECTION, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
     let types = body["data"]["__schema"]["types"].as_array().unwrap();
@@ -26,9 +28,11 @@ async fn the_standard_introspection_query_works() {
     }
 }
 
-#[tokio::test]
-async fn deeper_or_more_complex_documents_are_refused_before_execution() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn deeper_or_more_complex_documents_are_refused_before_execution(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let deep = format!(
         "{{ __schema {{ types {{ {}name{} }} }} }}",
         "ofType { ".repeat(20),
@@ -62,18 +66,22 @@ async fn deeper_or_more_complex_documents_are_refused_before_execution() {
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
 }
 
-#[tokio::test]
-async fn parse_errors_have_a_code() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn parse_errors_have_a_code(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let body = server.gql(None, "{ me { id ", json!({})).await;
     assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
     let body = server.gql(None, "{ noSuchField }", json!({})).await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
 }
 
-#[tokio::test]
-async fn a_batch_of_ten_runs_and_a_batch_of_eleven_runs_nothing() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn a_batch_of_ten_runs_and_a_batch_of_eleven_runs_nothing(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let signup = |name: String| json!({ "query": SIGNUP, "variables": { "input": { "username": name, "email": format!("{name}@example.com"), "password": PASSWORD } } });
     let ten: Vec<Value> = (0..10).map(|i| signup(format!("batch{i}"))).collect();
     let (status, body) = server.post_json(None, &Value::Array(ten)).await;
@@ -94,9 +102,11 @@ async fn a_batch_of_ten_runs_and_a_batch_of_eleven_runs_nothing() {
     assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
 }
 
-#[tokio::test]
-async fn bodies_over_64_kib_get_413_and_malformed_json_gets_400() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn bodies_over_64_kib_get_413_and_malformed_json_gets_400(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let client = reqwest::Client::new();
     let big = json!({ "query": "{ __typename }", "variables": { "pad": "x".repeat(70 * 1024) } });
     let response = client
@@ -139,9 +149,11 @@ async fn bodies_over_64_kib_get_413_and_malformed_json_gets_400() {
     assert_eq!(response.status().as_u16(), 415);
 }
 
-#[tokio::test]
-async fn graphiql_and_the_health_check_answer() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn graphiql_and_the_health_check_answer(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let response = reqwest::get(server.url("/graphql")).await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"]
@@ -166,12 +178,14 @@ async fn graphiql_and_the_health_check_answer() {
     );
 }
 
-#[tokio::test]
-async fn internal_errors_show_nothing_internal() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn internal_errors_show_nothing_internal(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("trent").await;
     // Break the database under the running server: drop the table the guard reads.
-    let db = sea_orm::Database::connect(format!("sqlite://{}", server.database_path().display()))
+    let db = sea_orm::Database::connect(server.database_url())
         .await
         .unwrap();
     use sea_orm::ConnectionTrait;
@@ -184,20 +198,29 @@ async fn internal_errors_show_nothing_internal() {
         .as_str()
         .unwrap()
         .to_lowercase();
-    for leak in ["revocations", "sqlite", "select", "no such table"] {
+    for leak in [
+        "revocations",
+        "sqlite",
+        "postgres",
+        "select",
+        "no such table",
+        "does not exist",
+    ] {
         assert!(!message.contains(leak), "{message}");
     }
     // The cause is in the log, for the operator.
-    assert!(
-        server.log_text().contains("no such table"),
-        "{}",
-        server.log_text()
-    );
+    let cause = match backend {
+        Backend::Sqlite => "no such table: revocations",
+        Backend::Postgres => "relation \"revocations\" does not exist",
+    };
+    assert!(server.log_text().contains(cause), "{}", server.log_text());
 }
 
-#[tokio::test]
-async fn every_error_carries_a_code() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn every_error_carries_a_code(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let cases = [
         (
             "query($t: String!) { verifyToken(token: $t) { valid } }",

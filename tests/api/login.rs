@@ -2,9 +2,11 @@ use std::time::Instant;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn login_accepts_the_username_in_any_case_or_the_email() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn login_accepts_the_username_in_any_case_or_the_email(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let signup = server.signup("Carol").await;
     for identifier in [
         "Carol",
@@ -21,9 +23,11 @@ async fn login_accepts_the_username_in_any_case_or_the_email() {
     }
 }
 
-#[tokio::test]
-async fn a_wrong_password_and_an_unknown_user_get_the_same_error() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_error(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     server.signup("dave").await;
     let wrong = server.login("dave", "wrong password!").await;
     let unknown = server.login("nobody", "wrong password!").await;
@@ -40,9 +44,11 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_error() {
 
 /// Without the dummy verification an unknown user answers in about 1 ms and a
 /// known one in one Argon2 verification: a ratio far outside these bounds.
-#[tokio::test]
-async fn login_takes_about_as_long_whether_the_user_exists_or_not() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn login_takes_about_as_long_whether_the_user_exists_or_not(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     server.signup("erin").await;
     async fn median(server: &TestServer, user: &str) -> f64 {
         let mut times = Vec::new();
@@ -64,9 +70,11 @@ async fn login_takes_about_as_long_whether_the_user_exists_or_not() {
     );
 }
 
-#[tokio::test]
-async fn each_login_is_its_own_session() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn each_login_is_its_own_session(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let first = server.signup("frank").await;
     let second = Session::from_payload(&server.login("frank", PASSWORD).await, "login");
     assert_ne!(claims(&first.access)["sid"], claims(&second.access)["sid"]);

@@ -1,12 +1,14 @@
 //! Black-box tests: the real server, a fresh database, GraphQL over HTTP.
 
 mod helpers;
+mod pg;
 
 mod admin;
 mod cli;
 mod http;
 mod login;
 mod observability;
+mod postgres;
 mod rate_limit;
 mod restart;
 mod sessions;

@@ -21,9 +21,13 @@ async fn metrics(server: &TestServer) -> String {
     response.text().await.unwrap()
 }
 
-#[tokio::test]
-async fn metrics_count_what_happened() {
-    let server = TestServer::start_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "7")]).await;
+#[apply(backends)]
+async fn metrics_count_what_happened(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "7")]).await
+    else {
+        return;
+    };
     let before = metrics(&server).await;
     assert_eq!(metric(&before, "authgraph_signups_total"), 0.0);
     assert_eq!(
@@ -76,9 +80,13 @@ async fn metrics_count_what_happened() {
     );
 }
 
-#[tokio::test]
-async fn every_log_line_of_a_request_carries_its_id() {
-    let server = TestServer::start_with(&[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await;
+#[apply(backends)]
+async fn every_log_line_of_a_request_carries_its_id(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await
+    else {
+        return;
+    };
     let session = server.signup("traced").await;
     let response = reqwest::Client::new()
         .post(server.url("/graphql"))
@@ -118,15 +126,21 @@ async fn every_log_line_of_a_request_carries_its_id() {
     assert_ne!(response.headers()["x-request-id"], "bad id\twith spaces");
 }
 
-#[tokio::test]
-async fn no_token_password_or_hash_ever_reaches_the_log() {
+#[apply(backends)]
+async fn no_token_password_or_hash_ever_reaches_the_log(#[case] backend: Backend) {
     for format in ["text", "json"] {
-        let server = TestServer::start_with(&[
-            ("LOG_FORMAT", format),
-            ("RUST_LOG", "trace"),
-            ("JWT_SECRET", "log-secret-log-secret-log-secret-0123"),
-        ])
-        .await;
+        let Some(server) = TestServer::start_with(
+            backend,
+            &[
+                ("LOG_FORMAT", format),
+                ("RUST_LOG", "trace"),
+                ("JWT_SECRET", "log-secret-log-secret-log-secret-0123"),
+            ],
+        )
+        .await
+        else {
+            return;
+        };
         let password = "hunter2-but-longer";
         let body = server
             .gql(None, SIGNUP, json!({ "input": { "username": "quiet", "email": "quiet@example.com", "password": password } }))
@@ -169,9 +183,11 @@ async fn no_token_password_or_hash_ever_reaches_the_log() {
     }
 }
 
-#[tokio::test]
-async fn graphiql_is_served_whole_by_authgraph() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn graphiql_is_served_whole_by_authgraph(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let html = reqwest::get(server.url("/graphql"))
         .await
         .unwrap()

@@ -9,9 +9,13 @@ fn login_aliases(n: usize) -> String {
     format!("mutation {{ {fields} }}")
 }
 
-#[tokio::test]
-async fn aliases_count_one_attempt_each() {
-    let server = TestServer::start_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
+#[apply(backends)]
+async fn aliases_count_one_attempt_each(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await
+    else {
+        return;
+    };
     let (_, body) = server
         .post_json(None, &json!({ "query": login_aliases(5) }))
         .await;
@@ -46,9 +50,13 @@ async fn aliases_count_one_attempt_each() {
     assert_eq!(code(&body), "TOO_MANY_REQUESTS", "{body}");
 }
 
-#[tokio::test]
-async fn batches_count_one_attempt_per_operation() {
-    let server = TestServer::start_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "4")]).await;
+#[apply(backends)]
+async fn batches_count_one_attempt_per_operation(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "4")]).await
+    else {
+        return;
+    };
     let batch: Vec<Value> = (0..6)
         .map(|_| json!({ "query": "mutation { refreshToken(refreshToken: \"x\") { tokenType } }" }))
         .collect();
@@ -66,9 +74,13 @@ async fn batches_count_one_attempt_per_operation() {
     );
 }
 
-#[tokio::test]
-async fn the_protected_queries_are_not_rate_limited() {
-    let server = TestServer::start_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "2")]).await;
+#[apply(backends)]
+async fn the_protected_queries_are_not_rate_limited(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "2")]).await
+    else {
+        return;
+    };
     let session = server.signup("uma").await;
     for _ in 0..20 {
         assert!(server.me(&session.access).await["data"]["me"].is_object());

@@ -30,9 +30,11 @@ async fn sessions(server: &TestServer, access: &str) -> Vec<Value> {
         .clone()
 }
 
-#[tokio::test]
-async fn every_account_field_needs_an_access_token() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn every_account_field_needs_an_access_token(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     for query in [
         SESSIONS,
         "mutation { changePassword(currentPassword: \"a\", newPassword: \"b\") }",
@@ -50,9 +52,13 @@ async fn every_account_field_needs_an_access_token() {
     }
 }
 
-#[tokio::test]
-async fn sessions_lists_my_live_sessions_newest_first_with_the_current_marked() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn sessions_lists_my_live_sessions_newest_first_with_the_current_marked(
+    #[case] backend: Backend,
+) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     server.signup("sara").await;
     let laptop = login_as(&server, "sara", "laptop-browser/1.0").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -85,9 +91,11 @@ async fn sessions_lists_my_live_sessions_newest_first_with_the_current_marked() 
     assert_eq!(list[0]["current"], true);
 }
 
-#[tokio::test]
-async fn last_used_at_moves_on_each_refresh() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn last_used_at_moves_on_each_refresh(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("tina").await;
     let before = sessions(&server, &session.access).await[0].clone();
     assert_eq!(before["createdAt"], before["lastUsedAt"]);
@@ -103,9 +111,11 @@ async fn last_used_at_moves_on_each_refresh() {
     assert!(after["expiresAt"].as_str() > before["expiresAt"].as_str());
 }
 
-#[tokio::test]
-async fn change_password_ends_every_other_session_and_keeps_this_one() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn change_password_ends_every_other_session_and_keeps_this_one(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let here = server.signup("ursula").await;
     let elsewhere = Session::from_payload(&server.login("ursula", PASSWORD).await, "login");
     let new = "a brand new password";
@@ -129,9 +139,11 @@ async fn change_password_ends_every_other_session_and_keeps_this_one() {
     assert!(server.login("ursula", new).await["data"]["login"].is_object());
 }
 
-#[tokio::test]
-async fn change_password_checks_the_current_one_and_the_rule() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn change_password_checks_the_current_one_and_the_rule(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("victoria").await;
     let other = Session::from_payload(&server.login("victoria", PASSWORD).await, "login");
     let body = server
@@ -156,9 +168,11 @@ async fn change_password_checks_the_current_one_and_the_rule() {
     assert!(server.me(&other.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn logout_all_ends_every_session_and_counts_them() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn logout_all_ends_every_session_and_counts_them(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let first = server.signup("walter").await;
     let second = Session::from_payload(&server.login("walter", PASSWORD).await, "login");
     let third = Session::from_payload(&server.login("walter", PASSWORD).await, "login");
@@ -176,9 +190,11 @@ async fn logout_all_ends_every_session_and_counts_them() {
     assert!(server.me(&bystander.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn revoke_session_ends_one_of_mine_and_refuses_anything_else_alike() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn revoke_session_ends_one_of_mine_and_refuses_anything_else_alike(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let mine = server.signup("yusuf").await;
     let my_other = Session::from_payload(&server.login("yusuf", PASSWORD).await, "login");
     let theirs = server.signup("zoe").await;

@@ -2,9 +2,11 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn signup_returns_tokens_and_the_normalised_user() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn signup_returns_tokens_and_the_normalised_user(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let body = server
         .gql(
             None,
@@ -27,10 +29,16 @@ async fn signup_returns_tokens_and_the_normalised_user() {
     assert!(created.ends_with('Z'), "{created}");
 }
 
-#[tokio::test]
-async fn signup_tokens_carry_the_contract_claims() {
-    let server =
-        TestServer::start_with(&[("ACCESS_TOKEN_TTL", "120"), ("REFRESH_TOKEN_TTL", "3600")]).await;
+#[apply(backends)]
+async fn signup_tokens_carry_the_contract_claims(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(
+        backend,
+        &[("ACCESS_TOKEN_TTL", "120"), ("REFRESH_TOKEN_TTL", "3600")],
+    )
+    .await
+    else {
+        return;
+    };
     let session = server.signup("claimsuser").await;
     let access = claims(&session.access);
     let refresh = claims(&session.refresh);
@@ -53,9 +61,11 @@ async fn signup_tokens_carry_the_contract_claims() {
     assert!((access["iat"].as_i64().unwrap() - now).abs() < 30);
 }
 
-#[tokio::test]
-async fn signup_refuses_input_that_breaks_a_rule_naming_the_field() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn signup_refuses_input_that_breaks_a_rule_naming_the_field(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let long_email = format!("{}@example.com", "a".repeat(243));
     let cases = [
         ("ab", "ok@example.com", PASSWORD, "username"),
@@ -99,9 +109,11 @@ async fn signup_refuses_input_that_breaks_a_rule_naming_the_field() {
     }
 }
 
-#[tokio::test]
-async fn usernames_are_unique_ignoring_case_and_emails_are_unique() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn usernames_are_unique_ignoring_case_and_emails_are_unique(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     server.signup("Bob").await;
     let body = server
         .gql(None, SIGNUP, json!({ "input": { "username": "bOB", "email": "other@example.com", "password": PASSWORD } }))
@@ -115,9 +127,11 @@ async fn usernames_are_unique_ignoring_case_and_emails_are_unique() {
     assert_eq!(body["errors"][0]["extensions"]["field"], "email");
 }
 
-#[tokio::test]
-async fn of_twenty_concurrent_signups_of_one_username_exactly_one_wins() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn of_twenty_concurrent_signups_of_one_username_exactly_one_wins(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let attempts = (0..20).map(|i| {
         server.gql(
             None,
@@ -134,18 +148,22 @@ async fn of_twenty_concurrent_signups_of_one_username_exactly_one_wins() {
     assert_eq!((wins, conflicts), (1, 19), "{results:#?}");
 }
 
-#[tokio::test]
-async fn the_password_is_stored_only_as_an_argon2id_hash() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn the_password_is_stored_only_as_an_argon2id_hash(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     server.signup("hashcheck").await;
     let hash = server.stored_password_hash("hashcheck").await;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 }
 
-#[tokio::test]
-async fn hostile_input_never_gives_a_server_error() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn hostile_input_never_gives_a_server_error(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let victim = server.signup("victim").await;
     let hostile = [
         "' OR '1'='1",

@@ -18,18 +18,22 @@ fn sign(alg: Algorithm, key: &str, claims: &Value) -> String {
     .unwrap()
 }
 
-#[tokio::test]
-async fn me_returns_the_caller() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn me_returns_the_caller(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("grace").await;
     let body = server.me(&session.access).await;
     assert_eq!(body["data"]["me"]["id"], session.user_id.as_str(), "{body}");
     assert_eq!(body["data"]["me"]["email"], "grace@example.com");
 }
 
-#[tokio::test]
-async fn the_authorization_header_is_missing_or_invalid() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn the_authorization_header_is_missing_or_invalid(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("heidi").await;
     let body = server.gql(None, "{ me { id } }", json!({})).await;
     assert_eq!(
@@ -63,9 +67,11 @@ async fn the_authorization_header_is_missing_or_invalid() {
     }
 }
 
-#[tokio::test]
-async fn access_and_refresh_tokens_are_not_interchangeable() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn access_and_refresh_tokens_are_not_interchangeable(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("ivan").await;
     let body = server.me(&session.refresh).await;
     assert_eq!(reason(&body), "invalid", "refresh token as bearer: {body}");
@@ -81,9 +87,11 @@ async fn access_and_refresh_tokens_are_not_interchangeable() {
     assert!(server.me(&session.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn forged_tokens_are_invalid() {
-    let server = TestServer::start_with(&[("JWT_SECRET", SECRET)]).await;
+#[apply(backends)]
+async fn forged_tokens_are_invalid(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(backend, &[("JWT_SECRET", SECRET)]).await else {
+        return;
+    };
     let session = server.signup("judy").await;
     let good = claims(&session.access);
 
@@ -151,10 +159,16 @@ async fn forged_tokens_are_invalid() {
     }
 }
 
-#[tokio::test]
-async fn tokens_expire_exactly_with_no_leeway() {
-    let server =
-        TestServer::start_with(&[("ACCESS_TOKEN_TTL", "2"), ("REFRESH_TOKEN_TTL", "2")]).await;
+#[apply(backends)]
+async fn tokens_expire_exactly_with_no_leeway(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(
+        backend,
+        &[("ACCESS_TOKEN_TTL", "2"), ("REFRESH_TOKEN_TTL", "2")],
+    )
+    .await
+    else {
+        return;
+    };
     let session = server.signup("kate").await;
     assert!(server.me(&session.access).await["data"]["me"].is_object());
     tokio::time::sleep(Duration::from_millis(3100)).await;
@@ -178,17 +192,23 @@ async fn tokens_expire_exactly_with_no_leeway() {
     );
 }
 
-#[tokio::test]
-async fn the_leeway_setting_accepts_a_just_expired_token() {
-    let server = TestServer::start_with(&[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "30")]).await;
+#[apply(backends)]
+async fn the_leeway_setting_accepts_a_just_expired_token(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "30")]).await
+    else {
+        return;
+    };
     let session = server.signup("leeway").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(server.me(&session.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn refresh_rotates_within_the_session() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn refresh_rotates_within_the_session(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let first = server.signup("liam").await;
     let body = server.refresh(&first.refresh).await;
     let second = Session::from_payload(&body, "refreshToken");
@@ -204,9 +224,11 @@ async fn refresh_rotates_within_the_session() {
     assert_eq!(server.verify(&second.refresh).await["reason"], "revoked");
 }
 
-#[tokio::test]
-async fn reusing_a_rotated_refresh_token_ends_the_whole_session() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn reusing_a_rotated_refresh_token_ends_the_whole_session(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let victim = server.signup("mallory").await;
     let other = Session::from_payload(&server.login("mallory", PASSWORD).await, "login");
     let rotated = Session::from_payload(&server.refresh(&victim.refresh).await, "refreshToken");
@@ -228,9 +250,11 @@ async fn reusing_a_rotated_refresh_token_ends_the_whole_session() {
     assert!(server.me(&other.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn of_ten_concurrent_refreshes_of_one_token_exactly_one_wins() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn of_ten_concurrent_refreshes_of_one_token_exactly_one_wins(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("nina").await;
     let results =
         futures::future::join_all((0..10).map(|_| server.refresh(&session.refresh))).await;
@@ -242,9 +266,11 @@ async fn of_ten_concurrent_refreshes_of_one_token_exactly_one_wins() {
     assert_eq!((wins, revoked), (1, 9), "{results:#?}");
 }
 
-#[tokio::test]
-async fn logout_ends_the_session_at_once() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn logout_ends_the_session_at_once(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("oscar").await;
     let other = Session::from_payload(&server.login("oscar", PASSWORD).await, "login");
     assert_eq!(
@@ -270,9 +296,11 @@ async fn logout_ends_the_session_at_once() {
     );
 }
 
-#[tokio::test]
-async fn logout_with_a_forged_token_is_invalid_and_revokes_nothing() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn logout_with_a_forged_token_is_invalid_and_revokes_nothing(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("peggy").await;
     let mut c = claims(&session.refresh);
     c["jti"] = json!(uuid::Uuid::new_v4().to_string());
@@ -292,9 +320,11 @@ async fn logout_with_a_forged_token_is_invalid_and_revokes_nothing() {
     assert!(server.me(&session.access).await["data"]["me"].is_object());
 }
 
-#[tokio::test]
-async fn a_logout_in_a_batch_is_seen_by_the_next_operation() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn a_logout_in_a_batch_is_seen_by_the_next_operation(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("quinn").await;
     let batch = json!([
         { "query": "{ me { username } }" },
@@ -308,9 +338,11 @@ async fn a_logout_in_a_batch_is_seen_by_the_next_operation() {
     assert_eq!(reason(&body[2]), "revoked", "{body}");
 }
 
-#[tokio::test]
-async fn verify_token_describes_good_and_bad_tokens_without_errors() {
-    let server = TestServer::start().await;
+#[apply(backends)]
+async fn verify_token_describes_good_and_bad_tokens_without_errors(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
     let session = server.signup("rupert").await;
     for (token, typ) in [(&session.access, "access"), (&session.refresh, "refresh")] {
         let info = server.verify(token).await;
@@ -329,10 +361,16 @@ async fn verify_token_describes_good_and_bad_tokens_without_errors() {
     );
 }
 
-#[tokio::test]
-async fn logout_with_an_expired_refresh_token_says_expired() {
-    let server =
-        TestServer::start_with(&[("ACCESS_TOKEN_TTL", "1"), ("REFRESH_TOKEN_TTL", "1")]).await;
+#[apply(backends)]
+async fn logout_with_an_expired_refresh_token_says_expired(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(
+        backend,
+        &[("ACCESS_TOKEN_TTL", "1"), ("REFRESH_TOKEN_TTL", "1")],
+    )
+    .await
+    else {
+        return;
+    };
     let session = server.signup("late-leaver").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let body = server.logout(&session.refresh).await;

@@ -1,0 +1,204 @@
+//! PostgreSQL only: several servers on one database, and the database going
+//! away under a running server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const SHARED_SECRET: &str = "one-key-shared-by-every-server-0123456789";
+
+/// Two servers on one fresh PostgreSQL database, with one key, as behind a
+/// load balancer; `None` when there is no PostgreSQL here.
+async fn two_servers() -> Option<(TestServer, TestServer)> {
+    let database = Arc::new(TestDatabase::fresh().await?);
+    let env = [("JWT_SECRET", SHARED_SECRET)];
+    let a = TestServer::start_on(Some(database.clone()), &env);
+    let b = TestServer::start_on(Some(database), &env);
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn a_logout_on_one_server_is_refused_on_the_other_at_once() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let session = a.signup("anna").await;
+    assert_eq!(
+        b.me(&session.access).await["data"]["me"]["username"],
+        "anna"
+    );
+    assert_eq!(a.logout(&session.refresh).await["data"]["logout"], true);
+    // The very next request, on the other server: no cache to wait out.
+    assert_eq!(reason(&b.me(&session.access).await), "revoked");
+    assert_eq!(reason(&b.refresh(&session.refresh).await), "revoked");
+    assert_eq!(b.verify(&session.access).await["reason"], "revoked");
+
+    // And the other way round.
+    let session = Session::from_payload(&b.login("anna", PASSWORD).await, "login");
+    assert!(a.me(&session.access).await["data"]["me"].is_object());
+    assert_eq!(b.logout(&session.refresh).await["data"]["logout"], true);
+    assert_eq!(reason(&a.me(&session.access).await), "revoked");
+}
+
+#[tokio::test]
+async fn of_ten_concurrent_refreshes_split_across_two_servers_one_wins() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    for round in 0..5 {
+        let session = a.signup(&format!("racer{round}")).await;
+        let attempts = (0..10).map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            server.refresh(&session.refresh)
+        });
+        let bodies = join_all(attempts).await;
+        let won = bodies
+            .iter()
+            .filter(|body| body["data"]["refreshToken"].is_object())
+            .count();
+        assert_eq!(won, 1, "round {round}: {bodies:?}");
+        for body in bodies
+            .iter()
+            .filter(|b| b["data"]["refreshToken"].is_null())
+        {
+            assert_eq!(code(body), "UNAUTHENTICATED", "{body}");
+            assert_eq!(reason(body), "revoked", "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_signups_of_one_name_across_two_servers_one_wins() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    for round in 0..3 {
+        let attempts = (0..10).map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            // The same name in other cases, with other emails.
+            let name = if i % 3 == 0 {
+                format!("Twin{round}")
+            } else {
+                format!("twin{round}")
+            };
+            server.gql(
+                None,
+                SIGNUP,
+                json!({ "input": {
+                    "username": name,
+                    "email": format!("twin{round}.{i}@example.com"),
+                    "password": PASSWORD,
+                }}),
+            )
+        });
+        let bodies = join_all(attempts).await;
+        let won = bodies
+            .iter()
+            .filter(|body| body["data"]["signup"].is_object())
+            .count();
+        assert_eq!(won, 1, "round {round}: {bodies:?}");
+        for body in bodies.iter().filter(|b| b["data"]["signup"].is_null()) {
+            assert_eq!(code(body), "CONFLICT", "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["field"], "username");
+        }
+    }
+}
+
+#[tokio::test]
+async fn reuse_detected_on_one_server_ends_the_session_on_the_other() {
+    let Some((a, b)) = two_servers().await else {
+        return;
+    };
+    let first = a.signup("mallory").await;
+    let second = Session::from_payload(&b.refresh(&first.refresh).await, "refreshToken");
+    assert!(b.me(&second.access).await["data"]["me"].is_object());
+
+    // The used token comes back (stolen, say) on A: the whole session ends...
+    assert_eq!(reason(&a.refresh(&first.refresh).await), "revoked");
+    // ...at once on B, for the legitimate holder's newest tokens too.
+    assert_eq!(reason(&b.me(&second.access).await), "revoked");
+    assert_eq!(reason(&b.refresh(&second.refresh).await), "revoked");
+    assert_eq!(b.verify(&second.refresh).await["reason"], "revoked");
+}
+
+async fn healthz(server: &TestServer) -> (u16, Duration) {
+    let start = Instant::now();
+    let status = reqwest::get(server.url("/healthz"))
+        .await
+        .expect("healthz answers")
+        .status()
+        .as_u16();
+    (status, start.elapsed())
+}
+
+#[tokio::test]
+async fn the_same_server_rides_out_postgresql_stopping_and_starting() {
+    // Declared first, so it is dropped last: after the server and its database.
+    let Some(cluster) = Cluster::private() else {
+        return;
+    };
+    let database = Arc::new(TestDatabase::create_on(cluster.admin_url()).await);
+    let mut server = TestServer::start_on(Some(database), &[]);
+    let session = server.signup("steady").await;
+    assert_eq!(healthz(&server).await.0, 200);
+
+    cluster.stop();
+
+    let (status, took) = healthz(&server).await;
+    assert_eq!(status, 503);
+    eprintln!("PostgreSQL down: /healthz 503 after {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let operations = [
+        ("{ me { id } }", json!({}), Some(session.access.as_str())),
+        (
+            LOGIN,
+            json!({ "input": { "username": "steady", "password": PASSWORD } }),
+            None,
+        ),
+        (REFRESH, json!({ "t": session.refresh }), None),
+        (
+            SIGNUP,
+            json!({ "input": { "username": "late", "email": "late@example.com", "password": PASSWORD } }),
+            None,
+        ),
+    ];
+    for (query, variables, token) in &operations {
+        let start = Instant::now();
+        let (status, body) = server
+            .post_json(*token, &json!({ "query": query, "variables": variables }))
+            .await;
+        let took = start.elapsed();
+        eprintln!("PostgreSQL down: {status} {} after {took:?}", code(&body));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+        assert_eq!(body["errors"][0]["message"], "Internal server error");
+        assert!(took < Duration::from_secs(10), "{query}: {took:?}");
+    }
+    assert!(server.is_running(), "the server outlives its database");
+
+    cluster.start().expect("start PostgreSQL again");
+    let start = Instant::now();
+    while healthz(&server).await.0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "PostgreSQL up again: /healthz 200 after {:?}",
+        start.elapsed()
+    );
+
+    // The same process, nothing lost, every operation back.
+    let body = server.me(&session.access).await;
+    assert_eq!(body["data"]["me"]["username"], "steady", "{body}");
+    let rotated = Session::from_payload(&server.refresh(&session.refresh).await, "refreshToken");
+    assert!(server.me(&rotated.access).await["data"]["me"].is_object());
+    server.signup("late").await;
+    assert!(server.is_running());
+    let log = server.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+    server.kill();
+}
