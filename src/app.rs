@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server, get};
@@ -46,7 +45,7 @@ pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
                 format!("cannot open the database: {}", chain(&err)),
             )
         })?;
-    Migrator::up(&db, None).await.map_err(|err| {
+    store::migrate(&db).await.map_err(|err| {
         ConfigError::new(
             "DATABASE_URL",
             format!("migrations failed: {}", chain(&err)),
@@ -88,6 +87,13 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
     let store = migrate(settings).await?;
     let key = settings.jwt_key()?;
+    if settings.jwt_secret.is_none() && !settings.database_url.starts_with("sqlite:") {
+        tracing::warn!(
+            key_file = %settings.jwt_secret_file.display(),
+            "JWT_SECRET is unset: this server signs with its own key file; \
+             servers sharing this database must share one JWT_SECRET, or they refuse each other's tokens"
+        );
+    }
     let permits = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = Hasher::new(permits)
         .map_err(|err| ConfigError::new("start-up", format!("cannot set up Argon2: {err}")))?;

@@ -1,6 +1,10 @@
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    TransactionTrait,
+};
 
 /// How the pool is sized and how long it waits: `DATABASE_MAX_CONNECTIONS`,
 /// `DATABASE_CONNECT_TIMEOUT` and `DATABASE_STATEMENT_TIMEOUT`.
@@ -61,4 +65,26 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
             .statement_timeout(pool.statement_timeout);
     }
     Database::connect(options).await
+}
+
+/// Any fixed number, the same in every authgraph: the advisory lock key that
+/// serialises migrations ("authgrph" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6175_7468_6772_7068;
+
+/// Applies pending migrations. On PostgreSQL, inside one transaction holding
+/// an advisory lock: servers starting together on a new database queue here,
+/// the first migrates, the rest find nothing left to do.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [MIGRATION_LOCK.into()],
+    ))
+    .await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }

@@ -6,7 +6,7 @@ mod revocations;
 mod users;
 
 pub use accounts::SetRoleError;
-pub use connect::{PoolSettings, connect};
+pub use connect::{PoolSettings, connect, migrate};
 pub use revocations::Rotation;
 pub use users::{CreateUserError, NewSession, NewUser};
 

@@ -299,6 +299,18 @@ impl TestServer {
         user.password_hash
     }
 
+    /// Does a log line contain `needle` within 5 s? (A line about a request
+    /// may reach the log just after the response reaches the client.)
+    pub async fn logs_soon(&self, needle: &str) -> bool {
+        for _ in 0..50 {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")

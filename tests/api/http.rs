@@ -213,7 +213,7 @@ async fn internal_errors_show_nothing_internal(#[case] backend: Backend) {
         Backend::Sqlite => "no such table: revocations",
         Backend::Postgres => "relation \"revocations\" does not exist",
     };
-    assert!(server.log_text().contains(cause), "{}", server.log_text());
+    assert!(server.logs_soon(cause).await, "{}", server.log_text());
 }
 
 #[apply(backends)]

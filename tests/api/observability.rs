@@ -107,7 +107,7 @@ async fn every_log_line_of_a_request_carries_its_id(#[case] backend: Backend) {
         "a new id when none is sent: {id}"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(server.logs_soon("req-42").await && server.logs_soon(&id).await);
     let lines: Vec<Value> = server
         .log_text()
         .lines()

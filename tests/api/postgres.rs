@@ -22,6 +22,37 @@ async fn two_servers() -> Option<(TestServer, TestServer)> {
 }
 
 #[tokio::test]
+async fn four_servers_starting_at_once_on_a_new_database_all_come_up() {
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let database = Arc::new(database);
+    // Each applies the migrations on start: at once, on an empty database.
+    let starts = (0..4).map(|_| {
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || {
+            TestServer::start_on(Some(database), &[("JWT_SECRET", SHARED_SECRET)])
+        })
+    });
+    let servers: Vec<TestServer> = join_all(starts)
+        .await
+        .into_iter()
+        .map(|started| started.expect("every server started"))
+        .collect();
+    assert!(
+        !servers[0].log_text().contains("JWT_SECRET is unset"),
+        "no warning with a shared key"
+    );
+    let session = servers[0].signup("first").await;
+    for server in &servers {
+        assert_eq!(
+            server.me(&session.access).await["data"]["me"]["username"],
+            "first"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_logout_on_one_server_is_refused_on_the_other_at_once() {
     let Some((a, b)) = two_servers().await else {
         return;
@@ -143,6 +174,11 @@ async fn the_same_server_rides_out_postgresql_stopping_and_starting() {
     };
     let database = Arc::new(TestDatabase::create_on(cluster.admin_url()).await);
     let mut server = TestServer::start_on(Some(database), &[]);
+    assert!(
+        server.log_text().contains("JWT_SECRET is unset"),
+        "a generated key on PostgreSQL is worth a warning: {}",
+        server.log_text()
+    );
     let session = server.signup("steady").await;
     assert_eq!(healthz(&server).await.0, 200);
 
