@@ -162,12 +162,8 @@ fn bad_settings_end_the_start_with_one_clear_line() {
 async fn migrate_applies_the_migrations_and_exits(#[case] backend: Backend) {
     use sea_orm::{EntityTrait, PaginatorTrait};
     let dir = tempfile::tempdir().unwrap();
-    let database = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => match TestDatabase::fresh().await {
-            Some(database) => Some(database),
-            None => return,
-        },
+    let Some(database) = TestDatabase::for_backend(backend).await else {
+        return;
     };
     let env: Vec<(&str, &str)> = database
         .iter()
@@ -198,14 +194,17 @@ async fn migrate_applies_the_migrations_and_exits(#[case] backend: Backend) {
     );
 }
 
-#[tokio::test]
-async fn flags_and_a_dot_env_file_are_settings_too() {
+#[apply(backends)]
+async fn flags_and_a_dot_env_file_are_settings_too(#[case] backend: Backend) {
+    let Some(database) = TestDatabase::for_backend(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".env"),
-        "ACCESS_TOKEN_TTL=77\nAUTH_RATE_LIMIT_PER_MINUTE=0\n",
-    )
-    .unwrap();
+    let mut dot_env = String::from("ACCESS_TOKEN_TTL=77\nAUTH_RATE_LIMIT_PER_MINUTE=0\n");
+    if let Some(database) = &database {
+        dot_env.push_str(&format!("DATABASE_URL={}\n", database.url));
+    }
+    std::fs::write(dir.path().join(".env"), dot_env).unwrap();
     let (mut child, addr, _log) = spawn_server(
         dir.path(),
         &[
@@ -229,6 +228,11 @@ async fn flags_and_a_dot_env_file_are_settings_too() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(body["data"]["signup"]["expiresIn"], 77, "{body}");
+    assert_eq!(
+        dir.path().join("authgraph.db").exists(),
+        database.is_none(),
+        "DATABASE_URL from .env is the database used"
+    );
     let refresh = claims(body["data"]["signup"]["refreshToken"].as_str().unwrap());
     assert_eq!(
         refresh["exp"].as_i64().unwrap() - refresh["iat"].as_i64().unwrap(),
@@ -279,17 +283,20 @@ fn a_malformed_dot_env_ends_the_start_with_one_line() {
     );
 }
 
-#[tokio::test]
-async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+#[apply(backends)]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0(#[case] backend: Backend) {
+    let Some(database) = TestDatabase::for_backend(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, rest) = spawn_server(
-        dir.path(),
-        &[],
-        &[
-            ("BIND_ADDR", "127.0.0.1:0"),
-            ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
-        ],
-    );
+    let mut env = vec![
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    if let Some(database) = &database {
+        env.push(("DATABASE_URL", &database.url));
+    }
+    let (mut child, addr, rest) = spawn_server(dir.path(), &[], &env);
 
     // A signup (one Argon2 hash) is in flight when the signal arrives.
     let signup = tokio::spawn(
@@ -307,6 +314,7 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     assert!(body["data"]["signup"].is_object(), "{body}");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+    assert_eq!(dir.path().join("authgraph.db").exists(), database.is_none());
     let log = rest.join().unwrap().join("\n");
     assert!(
         log.contains("shutting down") && log.contains("stopped"),

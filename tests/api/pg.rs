@@ -85,6 +85,16 @@ impl TestDatabase {
         Some(Self::create_on(server.admin_url()).await)
     }
 
+    /// For a test that runs the binary itself: `Some(None)` on SQLite (the
+    /// default file in the working directory), `Some(Some(database))` on
+    /// PostgreSQL, `None` when there is no PostgreSQL (skip).
+    pub async fn for_backend(backend: crate::helpers::Backend) -> Option<Option<Self>> {
+        match backend {
+            crate::helpers::Backend::Sqlite => Some(None),
+            crate::helpers::Backend::Postgres => Self::fresh().await.map(Some),
+        }
+    }
+
     /// A new, empty database on the server `admin_url` points at.
     pub async fn create_on(admin_url: String) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);

@@ -238,3 +238,38 @@ async fn the_same_server_rides_out_postgresql_stopping_and_starting() {
     assert!(!log.contains("panicked"), "{log}");
     server.kill();
 }
+
+#[tokio::test]
+async fn a_statement_stuck_behind_a_lock_ends_at_the_statement_timeout() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let url = database.url.clone();
+    let server = TestServer::start_on(
+        Some(Arc::new(database)),
+        &[("DATABASE_STATEMENT_TIMEOUT", "1")],
+    );
+    let session = server.signup("patient").await;
+
+    // Another client holds the users table: every query on it waits.
+    let other = sea_orm::Database::connect(url).await.unwrap();
+    let txn = other.begin().await.unwrap();
+    txn.execute_unprepared("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let body = server.me(&session.access).await;
+    let took = start.elapsed();
+    eprintln!("users locked: me answered {} after {took:?}", code(&body));
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        server.logs_soon("statement timeout").await,
+        "{}",
+        server.log_text()
+    );
+
+    txn.rollback().await.unwrap();
+    assert!(server.me(&session.access).await["data"]["me"].is_object());
+}
