@@ -3,10 +3,14 @@
 # other, a warm-up, then each scenario for a fixed time. Prints a table and the
 # ratios the performance targets are stated in.
 #
-#   bench/run.sh                   # all scenarios, 10 s each
+#   bench/run.sh                   # all scenarios, 10 s each, on SQLite
 #   DURATION=5 bench/run.sh        # shorter
+#   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/run.sh
+#                                  # on PostgreSQL: (re)creates the database
+#                                  # authgraph_bench on that server and runs there
 #
-# Needs wrk (apt-get install -y wrk), curl, python3 and taskset.
+# Needs wrk (apt-get install -y wrk), curl, python3 and taskset (and psql for
+# PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +31,18 @@ done
 cargo build --release --locked --bin authgraph
 BIN=target/release/authgraph
 
+PG_ADMIN=${BENCH_POSTGRES_URL:-}
+if [ -n "$PG_ADMIN" ]; then
+  command -v psql >/dev/null || { echo "bench: psql is needed for PostgreSQL" >&2; exit 1; }
+  PG_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/authgraph_bench")))' "$PG_ADMIN")
+  fresh_database() {
+    psql -q "$PG_ADMIN" -c 'DROP DATABASE IF EXISTS authgraph_bench WITH (FORCE)' -c 'CREATE DATABASE authgraph_bench'
+  }
+  fresh_database
+  export AUTHGRAPH_BENCH_DATABASE_URL="$PG_URL"
+  echo "== on PostgreSQL: $(psql -tA "$PG_ADMIN" -c 'SHOW server_version')"
+fi
+
 echo "== criterion micro-benchmarks (pinned to CPU $SERVER_CPU)"
 taskset -c "$SERVER_CPU" cargo bench --locked --bench hot_paths -- --noplot >/tmp/authgraph-criterion.log 2>&1 \
   || { cat /tmp/authgraph-criterion.log; exit 1; }
@@ -40,14 +56,18 @@ ARGON=$(estimate argon2/verify)
 ENC=$(estimate jwt/encode)
 DEC=$(estimate jwt/decode)
 
+[ -n "$PG_ADMIN" ] && fresh_database   # the criterion run left its rows there
+DATABASE_URL=${PG_URL:-}
+
 WORK=$(mktemp -d)
+[ -n "$DATABASE_URL" ] || DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
 SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start_server() {
   : >"$WORK/server.log"
-  env -i PATH="$PATH" DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc" BIND_ADDR=127.0.0.1:0 \
+  env -i PATH="$PATH" DATABASE_URL="$DATABASE_URL" BIND_ADDR=127.0.0.1:0 \
     JWT_SECRET=bench-secret-bench-secret-bench-secret AUTH_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn,authgraph=info \
     taskset -c "$SERVER_CPU" "$BIN" serve 2>>"$WORK/server.log" &
   SERVER_PID=$!
@@ -123,6 +143,12 @@ wait "$FLOOD"
 
 # me with a large blacklist.
 stop_server
+if [ -n "$PG_ADMIN" ]; then
+  psql -q "$PG_URL" -c "INSERT INTO revocations (id, kind, revoked_at, expires_at)
+    SELECT gen_random_uuid(), 'token', extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint + 86400
+    FROM generate_series(1, $BLACKLIST_ROWS)" -c 'ANALYZE revocations'
+  echo "blacklist rows: $(psql -tA "$PG_URL" -c 'SELECT count(*) FROM revocations')"
+else
 python3 - "$WORK/bench.db" "$BLACKLIST_ROWS" <<'PY'
 import os, sqlite3, sys, time, uuid
 db = sqlite3.connect(sys.argv[1])
@@ -132,6 +158,7 @@ db.executemany("INSERT INTO revocations (id, kind, revoked_at, expires_at) VALUE
 db.commit()
 print(f"blacklist rows: {db.execute('SELECT count(*) FROM revocations').fetchone()[0]}")
 PY
+fi
 start_server
 run me_1M_blacklist "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
 stop_server

@@ -3,7 +3,8 @@
 //! trip every protected request pays), and raw Argon2id verification.
 //!
 //! `bench/run.sh` runs these pinned to the server's core and reads the figures
-//! from `target/criterion`.
+//! from `target/criterion`. The database is a SQLite file, or PostgreSQL when
+//! `AUTHGRAPH_BENCH_DATABASE_URL` is set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +43,11 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
-/// A server-shaped state on a SQLite file with one user and a live session.
+/// A server-shaped state with one user and a live session: on a SQLite file,
+/// or on the empty PostgreSQL database `AUTHGRAPH_BENCH_DATABASE_URL` names.
 async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
-    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    let url = std::env::var("AUTHGRAPH_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
     let db = store::connect(&url, Default::default()).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
     let store = Store::new(db);
