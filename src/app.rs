@@ -7,6 +7,7 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server, get};
+use sea_orm::DbBackend;
 
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Hasher;
@@ -87,7 +88,8 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
     let store = migrate(settings).await?;
     let key = settings.jwt_key()?;
-    if settings.jwt_secret.is_none() && !settings.database_url.starts_with("sqlite:") {
+    let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;
+    if settings.jwt_secret.is_none() && shared_database {
         tracing::warn!(
             key_file = %settings.jwt_secret_file.display(),
             "JWT_SECRET is unset: this server signs with its own key file; \

@@ -11,6 +11,8 @@ use secret::load_or_create_secret;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::PoolSettings;
+
 #[derive(Debug, Parser)]
 #[command(name = "authgraph", version, about = "GraphQL authentication API")]
 pub struct Cli {
@@ -55,12 +57,12 @@ pub struct Settings {
 
     /// Seconds a request waits for a database connection (opening one
     /// included) before it fails; also bounds the connect at start-up.
-    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = PoolSettings::DEFAULT_CONNECT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
     pub database_connect_timeout: u64,
 
     /// Seconds one SQL statement may run (PostgreSQL `statement_timeout`) or
     /// wait for SQLite's write lock (busy timeout).
-    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value_t = PoolSettings::DEFAULT_STATEMENT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub database_statement_timeout: u64,
 
     /// Listen address; port 0 picks a free port (the bound address is logged).
@@ -166,8 +168,8 @@ impl Settings {
     }
 
     /// The database pool's settings.
-    pub fn pool(&self) -> crate::store::PoolSettings {
-        crate::store::PoolSettings {
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
             max_connections: self.database_max_connections,
             connect_timeout: std::time::Duration::from_secs(self.database_connect_timeout),
             statement_timeout: std::time::Duration::from_secs(self.database_statement_timeout),

@@ -16,12 +16,19 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
 }
 
+impl PoolSettings {
+    /// `DATABASE_CONNECT_TIMEOUT`'s default, seconds.
+    pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
+    /// `DATABASE_STATEMENT_TIMEOUT`'s default, seconds.
+    pub const DEFAULT_STATEMENT_TIMEOUT: u64 = 10;
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         Self {
             max_connections: None,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(Self::DEFAULT_CONNECT_TIMEOUT),
+            statement_timeout: Duration::from_secs(Self::DEFAULT_STATEMENT_TIMEOUT),
         }
     }
 }
@@ -41,14 +48,15 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// PostgreSQL where that matters). Foreign keys on, and a busy timeout so a
 /// second process on the same file (`authgraph promote`) queues, not fails.
 ///
-/// PostgreSQL gets a server-side `statement_timeout`, and each pooled
-/// connection is pinged before use, so connections broken by a database
-/// restart are replaced instead of failing a request.
+/// PostgreSQL gets a server-side `statement_timeout`, and a pooled connection
+/// idle for a while is pinged before use, so connections broken by a quiet
+/// database restart are replaced instead of failing a request.
 pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(pool.connect_timeout)
+        // sqlx's acquire timeout bounds the whole wait, opening a connection
+        // included (SeaORM's `connect_timeout` sets the very same option).
         .acquire_timeout(pool.connect_timeout);
     if url.starts_with("sqlite:") {
         let busy_timeout = pool.statement_timeout;

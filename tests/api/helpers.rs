@@ -52,11 +52,8 @@ impl TestServer {
 
     /// [`TestServer::start`] with `env` on top of the defaults.
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Option<Self> {
-        let database = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(Arc::new(TestDatabase::fresh().await?)),
-        };
-        Some(Self::start_on(database, env))
+        let database = TestDatabase::for_backend(backend).await?;
+        Some(Self::start_on(database.map(Arc::new), env))
     }
 
     /// A server on `database` (PostgreSQL, possibly shared with other
