@@ -1,6 +1,8 @@
 //! Micro-benchmarks of the hot paths: token encode/decode, the guard (decode
-//! plus its one query), the cheapest query through the same pool (the round
-//! trip every protected request pays), and raw Argon2id verification.
+//! plus its one query), the cheapest query by the same path (the round trip
+//! every protected request pays), and raw Argon2id verification. On SQLite
+//! the guard and the round trip are also measured through the pool alone
+//! (`*_pool`), the path they took before reads ran in place.
 //!
 //! `bench/run.sh` runs these pinned to the server's core and reads the figures
 //! from `target/criterion`. The database is a SQLite file, or PostgreSQL when
@@ -21,7 +23,6 @@ use authgraph::state::AppState;
 use authgraph::store::{self, NewSession, NewUser, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
 fn tokens() -> Tokens {
@@ -50,7 +51,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
     let db = store::connect(&url, Default::default()).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
-    let store = Store::new(db);
+    let store = Store::open(db).await.unwrap();
     let state = AppState {
         store,
         tokens: tokens(),
@@ -90,23 +91,33 @@ fn database(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (state, token) = rt.block_on(state(dir.path()));
+    let pooled = AppState {
+        store: Store::pooled_only(state.store.connection().clone()),
+        tokens: tokens(),
+        hasher: Hasher::new(1).unwrap(),
+        limiter: RateLimiter::new(0),
+        metrics: authgraph::metrics::Metrics::new().unwrap(),
+    };
     let credentials = Credentials::Bearer(token);
     let mut group = c.benchmark_group("db");
     group.bench_function("round_trip", |b| {
-        b.to_async(&rt).iter(|| async {
-            let db = state.store.connection();
-            db.query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "SELECT 1",
-            ))
-            .await
-            .unwrap()
-        })
+        b.to_async(&rt)
+            .iter(|| async { state.store.round_trip().await.unwrap() })
     });
     group.bench_function("guard", |b| {
         b.to_async(&rt)
             .iter(|| async { authenticate(&state, &credentials).await.unwrap() })
     });
+    if state.store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite {
+        group.bench_function("round_trip_pool", |b| {
+            b.to_async(&rt)
+                .iter(|| async { pooled.store.round_trip().await.unwrap() })
+        });
+        group.bench_function("guard_pool", |b| {
+            b.to_async(&rt)
+                .iter(|| async { authenticate(&pooled, &credentials).await.unwrap() })
+        });
+    }
     group.finish();
 }
 

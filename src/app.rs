@@ -52,7 +52,12 @@ pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
             format!("migrations failed: {}", chain(&err)),
         )
     })?;
-    Ok(Store::new(db))
+    Store::open(db).await.map_err(|err| {
+        ConfigError::new(
+            "DATABASE_URL",
+            format!("cannot open the database: {}", chain(&err)),
+        )
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod connect;
+mod inline;
 mod revocations;
 mod users;
 
@@ -10,16 +11,31 @@ pub use connect::{PoolSettings, connect, migrate};
 pub use revocations::Rotation;
 pub use users::{CreateUserError, NewSession, NewUser};
 
+use std::sync::Arc;
+
 use sea_orm::DatabaseConnection;
+
+use inline::InlineReader;
 
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// On a SQLite file: the hot reads, run on the calling thread.
+    inline: Option<Arc<InlineReader>>,
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// The store on `db`. On a SQLite file the guard's reads run in place,
+    /// on connections of their own (see `inline.rs`); everything else, and
+    /// every read on PostgreSQL, goes through the pool.
+    pub async fn open(db: DatabaseConnection) -> Result<Self, sea_orm::DbErr> {
+        let inline = InlineReader::open(&db).await?.map(Arc::new);
+        Ok(Self { db, inline })
+    }
+
+    /// The store on `db` with every read through the pool (for comparisons).
+    pub fn pooled_only(db: DatabaseConnection) -> Self {
+        Self { db, inline: None }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -39,6 +55,40 @@ impl Store {
     /// Does the database answer?
     pub async fn ping(&self) -> Result<(), sea_orm::DbErr> {
         self.db.ping().await
+    }
+
+    /// `SELECT 1` by the path the guard's reads take: the round trip every
+    /// protected request pays at least. For benchmarks.
+    pub async fn round_trip(&self) -> Result<(), sea_orm::DbErr> {
+        use sea_orm::ConnectionTrait;
+        if let Some(inline) = &self.inline {
+            return inline
+                .round_trip()
+                .map(|_| ())
+                .map_err(|err| sea_orm::DbErr::Custom(err.to_string()));
+        }
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs a read in place when the store has an inline reader; `None` sends
+    /// the caller to the pool (no reader, or SQLite was busy or failed).
+    fn inline_read<T>(&self, read: impl FnOnce(&InlineReader) -> rusqlite::Result<T>) -> Option<T> {
+        let inline = self.inline.as_deref()?;
+        match read(inline) {
+            Ok(value) => Some(value),
+            Err(err) if inline::is_busy(&err) => {
+                tracing::debug!("SQLite busy for an inline read; asking the pool");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "inline SQLite read failed; asking the pool");
+                None
+            }
+        }
     }
 }
 

@@ -99,6 +99,9 @@ impl Store {
         sid: Uuid,
         jti: Uuid,
     ) -> Result<Option<user::Model>, DbErr> {
+        if let Some(found) = self.inline_read(|r| r.user_unless_revoked(user_id, sid, jti)) {
+            return Ok(found);
+        }
         let revoked = Query::select()
             .expr(Expr::cust("1"))
             .from(entity::revocation::Entity)
