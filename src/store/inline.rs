@@ -1,45 +1,75 @@
-//! The hot reads on SQLite, run on the calling thread.
+//! The hot path on SQLite, run on the calling thread.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own: every
 //! statement is a message to that thread and a wake-up back, and the pool
 //! pings the connection again as it is returned. For the guard's query that
 //! hand-off costs ten times what SQLite does (see the README's benchmarks):
 //! SQLite answers a primary-key probe in a few microseconds, less than one
-//! context switch. So the reads every protected request makes go through
-//! connections of their own on the same file, used in place.
+//! context switch. So the reads every protected request makes, and the write
+//! of a refresh, go through connections of their own on the same file, used
+//! in place.
 //!
 //! Nothing is cached: every call reads the tables, so a revocation committed
-//! by any process on the file counts on the next request. The connections
-//! are `query_only`, and in WAL mode a reader neither waits for the writer nor
-//! blocks it. They never wait for a lock either (busy timeout 0): if SQLite
-//! answers busy, the caller asks the pool instead.
+//! by any process on the file counts on the next request. Readers are
+//! `query_only`; in WAL mode they neither wait for the writer nor block it.
+//! Nothing here waits for a lock (busy timeout 0): when SQLite answers busy,
+//! the caller does the same work through the pool, which waits its turn on
+//! sqlx's threads. Checkpoints are left to the pool as well (see
+//! [`Marked::Rotated`]), so no fsync runs on the runtime's thread.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-use entity::user;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::{revocation, user};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use sea_orm::{
     ActiveEnum, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TryGetable,
 };
 use uuid::Uuid;
 
-/// Connections kept for reuse; more are opened when threads read at once.
+/// Reader connections kept for reuse; more are opened when threads read at once.
 const MAX_IDLE: usize = 8;
+
+/// Commits in place between two checkpoints. A rotation writes a handful of
+/// pages, so this is near SQLite's own default of 1,000 pages.
+const CHECKPOINT_EVERY: u32 = 256;
 
 const USER_UNLESS_REVOKED: &str = "SELECT id, username, username_key, email, password_hash, role, created_at \
      FROM users WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id IN (?2, ?3))";
 
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
 
-pub(super) struct InlineReader {
+const MARK_USED: &str =
+    "INSERT INTO revocations (id, kind, revoked_at, expires_at) VALUES (?1, ?2, ?3, ?4)";
+
+const MOVE_SESSION: &str = "UPDATE sessions SET last_used_at = ?1, expires_at = ?2 \
+     WHERE id = ?3 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id = ?3)";
+
+pub(super) struct InlineSqlite {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<Connection>>,
+    commits: AtomicU32,
 }
 
-impl InlineReader {
-    /// A reader on the file behind `db`, or `None` when `db` is not a SQLite
-    /// file (PostgreSQL, or an in-memory database no other connection sees).
+/// What a rotation in place did; the same outcomes as the pool's path.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Marked {
+    /// The token is now used and its session moved on. `checkpoint_due` is
+    /// set on every [`CHECKPOINT_EVERY`]th commit: the caller should have the
+    /// pool run a checkpoint.
+    Rotated { checkpoint_due: bool },
+    /// The token had been used before; nothing was written.
+    AlreadyUsed,
+    /// The session has ended; nothing was written.
+    SessionEnded,
+}
+
+impl InlineSqlite {
+    /// In-place access to the file behind `db`, or `None` when `db` is not a
+    /// SQLite file (PostgreSQL, or an in-memory database no other connection sees).
     pub(super) async fn open(db: &DatabaseConnection) -> Result<Option<Self>, DbErr> {
         if db.get_database_backend() != DbBackend::Sqlite {
             return Ok(None);
@@ -57,16 +87,21 @@ impl InlineReader {
         if file.is_empty() {
             return Ok(None);
         }
-        let reader = Self {
+        let inline = Self {
             path: PathBuf::from(file),
             idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
+            commits: AtomicU32::new(0),
         };
-        // Fail at start, not on the first request, if the file can't be read so.
-        let first = reader
-            .connect()
-            .map_err(|err| DbErr::Custom(format!("cannot open an inline reader: {err}")))?;
-        reader.give_back(first);
-        Ok(Some(reader))
+        // Fail at start, not on the first request, if the file can't be used so.
+        let opened = inline
+            .connect_reader()
+            .and_then(|reader| Ok((reader, inline.connect_writer()?)));
+        let (reader, writer) =
+            opened.map_err(|err| DbErr::Custom(format!("cannot open the file in place: {err}")))?;
+        inline.give_back(reader);
+        *inline.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
+        Ok(Some(inline))
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
@@ -75,7 +110,23 @@ impl InlineReader {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::ZERO)?;
+        Ok(conn)
+    }
+
+    fn connect_reader(&self) -> rusqlite::Result<Connection> {
+        let conn = self.connect()?;
         conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    /// The same durability as the pool's connections (`synchronous=NORMAL`
+    /// in WAL: a commit survives the process dying), but no automatic
+    /// checkpoint: that would fsync on the runtime's thread.
+    fn connect_writer(&self) -> rusqlite::Result<Connection> {
+        let conn = self.connect()?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(conn)
     }
 
@@ -87,16 +138,16 @@ impl InlineReader {
         }
     }
 
-    /// Runs `read` on an idle connection, or a new one. A connection that saw
-    /// an error is dropped rather than reused.
-    fn with<T>(
+    /// Runs `read` on an idle reader, or a new one. A connection that saw an
+    /// error is dropped rather than reused.
+    fn read<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => self.connect()?,
+            None => self.connect_reader()?,
         };
         let result = read(&conn);
         if result.is_ok() {
@@ -112,7 +163,7 @@ impl InlineReader {
         sid: Uuid,
         jti: Uuid,
     ) -> rusqlite::Result<Option<user::Model>> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.prepare_cached(USER_UNLESS_REVOKED)?
                 .query_row((user_id, sid, jti), user_from_row)
                 .optional()
@@ -121,7 +172,7 @@ impl InlineReader {
 
     /// See [`super::Store::is_revoked`].
     pub(super) fn is_revoked(&self, sid: Uuid, jti: Uuid) -> rusqlite::Result<bool> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.prepare_cached(IS_REVOKED)?
                 .query_row((sid, jti), |row| row.get(0))
         })
@@ -129,18 +180,86 @@ impl InlineReader {
 
     /// The cheapest statement on this path: what every read here costs at least.
     pub(super) fn round_trip(&self) -> rusqlite::Result<i64> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.prepare_cached("SELECT 1")?
                 .query_row((), |row| row.get(0))
         })
     }
+
+    /// The write of [`super::Store::rotate`], in one transaction: insert the
+    /// token's `jti` (the primary key lets exactly one rotation through), then
+    /// move the session on unless it has ended.
+    pub(super) fn rotate(
+        &self,
+        jti: Uuid,
+        sid: Uuid,
+        token_exp: i64,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> rusqlite::Result<Marked> {
+        let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.connect_writer()?,
+        };
+        let result = rotate_in(&mut conn, jti, sid, token_exp, now, new_expires_at);
+        // Keep the connection unless it failed in an unexpected way.
+        if result.as_ref().map_or_else(is_busy, |_| true) {
+            *slot = Some(conn);
+        }
+        drop(slot);
+        let marked = result?;
+        Ok(match marked {
+            Marked::Rotated { .. } => Marked::Rotated {
+                checkpoint_due: self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY
+                    == CHECKPOINT_EVERY - 1,
+            },
+            other => other,
+        })
+    }
 }
 
-/// Is this the benign "busy" a reader may meet, rather than a real fault?
+fn rotate_in(
+    conn: &mut Connection,
+    jti: Uuid,
+    sid: Uuid,
+    token_exp: i64,
+    now: DateTime<Utc>,
+    new_expires_at: i64,
+) -> rusqlite::Result<Marked> {
+    // BEGIN IMMEDIATE takes the write lock first, or answers busy at once.
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let kind = revocation::Kind::Token.to_value();
+    let marked = txn
+        .prepare_cached(MARK_USED)?
+        .execute((jti, kind, now.timestamp(), token_exp));
+    match marked {
+        Ok(_) => {}
+        // Dropping `txn` rolls back.
+        Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            return Ok(Marked::AlreadyUsed);
+        }
+        Err(err) => return Err(err),
+    }
+    // The text sqlx writes for a `DateTime<Utc>`, so the column keeps one format.
+    let now = now.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let moved = txn
+        .prepare_cached(MOVE_SESSION)?
+        .execute((now, new_expires_at, sid))?;
+    if moved == 0 {
+        return Ok(Marked::SessionEnded);
+    }
+    txn.commit()?;
+    Ok(Marked::Rotated {
+        checkpoint_due: false,
+    })
+}
+
+/// Is this the benign "busy" of a lock held elsewhere, rather than a fault?
 pub(super) fn is_busy(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
 }
 
@@ -165,7 +284,11 @@ mod tests {
     use chrono::Utc;
     use migration::{Migrator, MigratorTrait};
 
-    use super::super::{NewSession, NewUser, Store};
+    use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
+
+    use super::super::{NewSession, NewUser, Rotation, Store};
+    use super::{Marked, is_busy};
+    use crate::auth::jwt::{Claims, TokenType};
     use crate::domain::{Email, Username};
     use entity::user;
     use uuid::Uuid;
@@ -294,5 +417,163 @@ mod tests {
             .await
             .unwrap();
         assert!(Store::open(db).await.unwrap().inline.is_none());
+    }
+
+    fn refresh_claims(user: &user::Model, sid: Uuid) -> Claims {
+        Claims {
+            sub: user.id,
+            sid,
+            iat: 0,
+            exp: Utc::now().timestamp() + 60,
+            jti: Uuid::new_v4(),
+            typ: TokenType::Refresh,
+        }
+    }
+
+    async fn raw(store: &Store, sql: &str, id: Uuid) -> Vec<String> {
+        let row = store
+            .connection()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                [id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        (0..3)
+            .map(|i| {
+                let text: Option<String> = row.try_get_by_index(i).ok();
+                text.unwrap_or_else(|| row.try_get_by_index::<i64>(i).unwrap().to_string())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_rotation_in_place_writes_what_the_pool_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, pooled) = stores(dir.path()).await;
+        let (alice, first) = user(&inline, "alice").await;
+        let second = Uuid::new_v4();
+        inline
+            .start_session(
+                alice.id,
+                NewSession {
+                    id: second,
+                    user_agent: None,
+                    now: Utc::now(),
+                    expires_at: 0,
+                },
+            )
+            .await
+            .unwrap();
+        let (here, there) = (
+            refresh_claims(&alice, first),
+            refresh_claims(&alice, second),
+        );
+        let now = Utc::now();
+        let exp = now.timestamp() + 3_600;
+        assert!(matches!(
+            inline.rotate(&here, now, exp).await.unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert!(matches!(
+            pooled.rotate(&there, now, exp).await.unwrap(),
+            Rotation::Rotated(_)
+        ));
+
+        let session = "SELECT last_used_at, expires_at, created_at FROM sessions WHERE id = ?";
+        let (a, b) = (
+            raw(&inline, session, first).await,
+            raw(&inline, session, second).await,
+        );
+        assert_eq!(
+            a[..2],
+            b[..2],
+            "the same text and numbers, whoever wrote them"
+        );
+        assert_eq!(a[1], exp.to_string());
+        let revocation = "SELECT kind, revoked_at, expires_at FROM revocations WHERE id = ?";
+        assert_eq!(
+            raw(&inline, revocation, here.jti).await,
+            raw(&inline, revocation, there.jti).await
+        );
+        // And SeaORM reads back what was written in place.
+        let read = entity::session::Entity::find_by_id(first)
+            .one(pooled.connection())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((read.last_used_at, read.expires_at), (now, exp));
+    }
+
+    #[tokio::test]
+    async fn a_token_rotated_in_place_twice_ends_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, _) = stores(dir.path()).await;
+        let (alice, sid) = user(&inline, "alice").await;
+        let old = refresh_claims(&alice, sid);
+        let now = Utc::now();
+        assert!(matches!(
+            inline.rotate(&old, now, 0).await.unwrap(),
+            Rotation::Rotated(_)
+        ));
+        let in_place = inline.inline.as_deref().unwrap();
+        assert_eq!(
+            in_place.rotate(old.jti, sid, old.exp, now, 0).unwrap(),
+            Marked::AlreadyUsed
+        );
+        assert!(matches!(
+            inline.rotate(&old, now, 0).await.unwrap(),
+            Rotation::Reused
+        ));
+        assert!(
+            inline.is_revoked(sid, Uuid::new_v4()).await.unwrap(),
+            "the session ended"
+        );
+        let ended = refresh_claims(&alice, sid);
+        assert_eq!(
+            in_place.rotate(ended.jti, sid, ended.exp, now, 0).unwrap(),
+            Marked::SessionEnded
+        );
+        assert!(
+            !inline.is_revoked(Uuid::new_v4(), ended.jti).await.unwrap(),
+            "nothing written"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rotation_meeting_a_writer_goes_through_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, pooled) = stores(dir.path()).await;
+        let (alice, sid) = user(&inline, "alice").await;
+        let old = refresh_claims(&alice, sid);
+        // Another writer holds SQLite's write lock.
+        let txn = pooled.connection().begin().await.unwrap();
+        txn.execute_unprepared("UPDATE users SET email = email")
+            .await
+            .unwrap();
+        let in_place = inline.inline.as_deref().unwrap();
+        let busy = in_place
+            .rotate(old.jti, sid, old.exp, Utc::now(), 0)
+            .unwrap_err();
+        assert!(is_busy(&busy), "{busy}");
+
+        let rotation = tokio::spawn({
+            let inline = inline.clone();
+            let old = old.clone();
+            async move { inline.rotate(&old, Utc::now(), 0).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !rotation.is_finished(),
+            "it waits for the lock on the pool's side"
+        );
+        txn.commit().await.unwrap();
+        assert!(matches!(
+            rotation.await.unwrap().unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert!(inline.is_revoked(Uuid::new_v4(), old.jti).await.unwrap());
     }
 }

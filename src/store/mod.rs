@@ -15,21 +15,21 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use inline::InlineReader;
+use inline::InlineSqlite;
 
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// On a SQLite file: the hot reads, run on the calling thread.
-    inline: Option<Arc<InlineReader>>,
+    /// On a SQLite file: the hot path, run on the calling thread.
+    inline: Option<Arc<InlineSqlite>>,
 }
 
 impl Store {
-    /// The store on `db`. On a SQLite file the guard's reads run in place,
-    /// on connections of their own (see `inline.rs`); everything else, and
-    /// every read on PostgreSQL, goes through the pool.
+    /// The store on `db`. On a SQLite file the guard's reads and a refresh's
+    /// write run in place, on connections of their own (see `inline.rs`);
+    /// everything else, and everything on PostgreSQL, goes through the pool.
     pub async fn open(db: DatabaseConnection) -> Result<Self, sea_orm::DbErr> {
-        let inline = InlineReader::open(&db).await?.map(Arc::new);
+        let inline = InlineSqlite::open(&db).await?.map(Arc::new);
         Ok(Self { db, inline })
     }
 
@@ -74,18 +74,18 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Runs a read in place when the store has an inline reader; `None` sends
-    /// the caller to the pool (no reader, or SQLite was busy or failed).
-    fn inline_read<T>(&self, read: impl FnOnce(&InlineReader) -> rusqlite::Result<T>) -> Option<T> {
+    /// Runs `work` in place when the store can; `None` sends the caller to
+    /// the pool (not a SQLite file, or SQLite was busy or failed).
+    fn in_place<T>(&self, work: impl FnOnce(&InlineSqlite) -> rusqlite::Result<T>) -> Option<T> {
         let inline = self.inline.as_deref()?;
-        match read(inline) {
+        match work(inline) {
             Ok(value) => Some(value),
             Err(err) if inline::is_busy(&err) => {
-                tracing::debug!("SQLite busy for an inline read; asking the pool");
+                tracing::debug!("SQLite busy in place; going through the pool");
                 None
             }
             Err(err) => {
-                tracing::warn!(error = %err, "inline SQLite read failed; asking the pool");
+                tracing::warn!(error = %err, "SQLite failed in place; going through the pool");
                 None
             }
         }

@@ -1,10 +1,13 @@
 use chrono::{DateTime, Utc};
 use entity::{revocation, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
+};
 use uuid::Uuid;
 
 use super::Store;
+use super::inline::Marked;
 use crate::auth::jwt::Claims;
 
 /// What became of a refresh token presented for rotation.
@@ -28,7 +31,9 @@ impl Store {
     /// transaction whose first statement inserts the token's `jti`: concurrent
     /// rotations of one token serialise on that primary key and exactly one
     /// gets through; the session update that follows only matches while the
-    /// session has not ended, so a logout racing the refresh wins.
+    /// session has not ended, so a logout racing the refresh wins. On a SQLite
+    /// file that transaction runs in place (see `inline.rs`), and through the
+    /// pool only when SQLite is busy.
     pub async fn rotate(
         &self,
         old: &Claims,
@@ -38,6 +43,21 @@ impl Store {
         let Some(user) = self.user_unless_revoked(old.sub, old.sid, old.jti).await? else {
             return self.why_not(old).await;
         };
+        let in_place = self.in_place(|s| s.rotate(old.jti, old.sid, old.exp, now, new_expires_at));
+        match in_place {
+            Some(Marked::Rotated { checkpoint_due }) => {
+                if checkpoint_due {
+                    self.checkpoint_soon();
+                }
+                return Ok(Rotation::Rotated(user));
+            }
+            Some(Marked::AlreadyUsed) => {
+                self.end_session(old.sid, old.exp).await?;
+                return Ok(Rotation::Reused);
+            }
+            Some(Marked::SessionEnded) => return Ok(Rotation::Revoked),
+            None => {}
+        }
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
             id: Set(old.jti),
@@ -75,6 +95,20 @@ impl Store {
         }
         txn.commit().await?;
         Ok(Rotation::Rotated(user))
+    }
+
+    /// Copies the WAL's pages into the SQLite file, in the background, on
+    /// sqlx's thread (the writes made in place never checkpoint themselves).
+    fn checkpoint_soon(&self) {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            if let Err(err) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::warn!(error = %err, "WAL checkpoint failed");
+            }
+        });
     }
 
     /// Why a refresh token's user row did not come back: used, ended or unknown.
@@ -116,7 +150,7 @@ impl Store {
 
     /// Is a token with this `sid` and `jti` revoked?
     pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
-        if let Some(revoked) = self.inline_read(|r| r.is_revoked(sid, jti)) {
+        if let Some(revoked) = self.in_place(|r| r.is_revoked(sid, jti)) {
             return Ok(revoked);
         }
         Ok(!self.revocations_of(sid, jti).await?.is_empty())

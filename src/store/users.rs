@@ -99,7 +99,7 @@ impl Store {
         sid: Uuid,
         jti: Uuid,
     ) -> Result<Option<user::Model>, DbErr> {
-        if let Some(found) = self.inline_read(|r| r.user_unless_revoked(user_id, sid, jti)) {
+        if let Some(found) = self.in_place(|r| r.user_unless_revoked(user_id, sid, jti)) {
             return Ok(found);
         }
         let revoked = Query::select()
