@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod codes;
+mod parse_cache;
 mod sessions;
 mod timing;
 mod tokens;
@@ -51,6 +52,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 /// The schema that serves requests.
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
     builder()
+        .extension(parse_cache::ParseCache::new())
         .extension(timing::Timing(state.clone()))
         .data(state)
         .finish()
