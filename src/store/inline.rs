@@ -29,6 +29,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::auth::jwt::Claims;
+
 /// Reader connections kept for reuse; more are opened when threads read at once.
 const MAX_IDLE: usize = 8;
 
@@ -54,16 +56,22 @@ pub(super) struct InlineSqlite {
     commits: AtomicU32,
 }
 
-/// What a rotation in place did; the same outcomes as the pool's path.
+/// What a rotation in place did; the outcomes of the pool's path.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Marked {
     /// The token is now used and its session moved on. `checkpoint_due` is
     /// set on every [`CHECKPOINT_EVERY`]th commit: the caller should have the
     /// pool run a checkpoint.
-    Rotated { checkpoint_due: bool },
-    /// The token had been used before; nothing was written.
+    Rotated {
+        user: Box<user::Model>,
+        checkpoint_due: bool,
+    },
+    /// The token is used, or its session ended, or its user is gone: nothing
+    /// was written, and the caller finds out which.
+    NotLive,
+    /// The token had been used before (found by its insert); nothing was written.
     AlreadyUsed,
-    /// The session has ended; nothing was written.
+    /// The session row is gone; nothing was written.
     SessionEnded,
 }
 
@@ -116,6 +124,9 @@ impl InlineSqlite {
     fn connect_reader(&self) -> rusqlite::Result<Connection> {
         let conn = self.connect()?;
         conn.pragma_update(None, "query_only", true)?;
+        // Pages read straight from the mapped file, not copied into each
+        // connection's cache: a large blacklist costs no more than a small one.
+        conn.pragma_update(None, "mmap_size", 64 * 1024 * 1024)?;
         Ok(conn)
     }
 
@@ -186,14 +197,13 @@ impl InlineSqlite {
         })
     }
 
-    /// The write of [`super::Store::rotate`], in one transaction: insert the
-    /// token's `jti` (the primary key lets exactly one rotation through), then
-    /// move the session on unless it has ended.
+    /// [`super::Store::rotate`] in one transaction that holds the write lock
+    /// from its first statement: read the token's user unless the token or its
+    /// session is revoked, insert the token's `jti` (the primary key lets
+    /// exactly one rotation through), then move the session on.
     pub(super) fn rotate(
         &self,
-        jti: Uuid,
-        sid: Uuid,
-        token_exp: i64,
+        old: &Claims,
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> rusqlite::Result<Marked> {
@@ -202,15 +212,15 @@ impl InlineSqlite {
             Some(conn) => conn,
             None => self.connect_writer()?,
         };
-        let result = rotate_in(&mut conn, jti, sid, token_exp, now, new_expires_at);
+        let result = rotate_in(&mut conn, old, now, new_expires_at);
         // Keep the connection unless it failed in an unexpected way.
         if result.as_ref().map_or_else(is_busy, |_| true) {
             *slot = Some(conn);
         }
         drop(slot);
-        let marked = result?;
-        Ok(match marked {
-            Marked::Rotated { .. } => Marked::Rotated {
+        Ok(match result? {
+            Marked::Rotated { user, .. } => Marked::Rotated {
+                user,
                 checkpoint_due: self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY
                     == CHECKPOINT_EVERY - 1,
             },
@@ -221,21 +231,26 @@ impl InlineSqlite {
 
 fn rotate_in(
     conn: &mut Connection,
-    jti: Uuid,
-    sid: Uuid,
-    token_exp: i64,
+    old: &Claims,
     now: DateTime<Utc>,
     new_expires_at: i64,
 ) -> rusqlite::Result<Marked> {
     // BEGIN IMMEDIATE takes the write lock first, or answers busy at once.
+    // Dropping `txn` without a commit rolls back.
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let user = txn
+        .prepare_cached(USER_UNLESS_REVOKED)?
+        .query_row((old.sub, old.sid, old.jti), user_from_row)
+        .optional()?;
+    let Some(user) = user else {
+        return Ok(Marked::NotLive);
+    };
     let kind = revocation::Kind::Token.to_value();
     let marked = txn
         .prepare_cached(MARK_USED)?
-        .execute((jti, kind, now.timestamp(), token_exp));
+        .execute((old.jti, kind, now.timestamp(), old.exp));
     match marked {
         Ok(_) => {}
-        // Dropping `txn` rolls back.
         Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
             return Ok(Marked::AlreadyUsed);
         }
@@ -245,12 +260,13 @@ fn rotate_in(
     let now = now.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let moved = txn
         .prepare_cached(MOVE_SESSION)?
-        .execute((now, new_expires_at, sid))?;
+        .execute((now, new_expires_at, old.sid))?;
     if moved == 0 {
         return Ok(Marked::SessionEnded);
     }
     txn.commit()?;
     Ok(Marked::Rotated {
+        user: Box::new(user),
         checkpoint_due: false,
     })
 }
@@ -508,7 +524,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_rotated_in_place_twice_ends_its_session() {
+    async fn a_token_rotated_in_place_twice_ends_its_session_and_then_counts_as_ended() {
         let dir = tempfile::tempdir().unwrap();
         let (inline, _) = stores(dir.path()).await;
         let (alice, sid) = user(&inline, "alice").await;
@@ -519,10 +535,7 @@ mod tests {
             Rotation::Rotated(_)
         ));
         let in_place = inline.inline.as_deref().unwrap();
-        assert_eq!(
-            in_place.rotate(old.jti, sid, old.exp, now, 0).unwrap(),
-            Marked::AlreadyUsed
-        );
+        assert_eq!(in_place.rotate(&old, now, 0).unwrap(), Marked::NotLive);
         assert!(matches!(
             inline.rotate(&old, now, 0).await.unwrap(),
             Rotation::Reused
@@ -532,14 +545,40 @@ mod tests {
             "the session ended"
         );
         let ended = refresh_claims(&alice, sid);
-        assert_eq!(
-            in_place.rotate(ended.jti, sid, ended.exp, now, 0).unwrap(),
-            Marked::SessionEnded
-        );
+        assert_eq!(in_place.rotate(&ended, now, 0).unwrap(), Marked::NotLive);
+        assert!(matches!(
+            inline.rotate(&ended, now, 0).await.unwrap(),
+            Rotation::Revoked
+        ));
         assert!(
             !inline.is_revoked(Uuid::new_v4(), ended.jti).await.unwrap(),
             "nothing written"
         );
+    }
+
+    #[tokio::test]
+    async fn a_session_row_gone_is_ended_on_either_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, pooled) = stores(dir.path()).await;
+        let (alice, sid) = user(&inline, "alice").await;
+        entity::session::Entity::delete_by_id(sid)
+            .exec(pooled.connection())
+            .await
+            .unwrap();
+        let old = refresh_claims(&alice, sid);
+        let in_place = inline.inline.as_deref().unwrap();
+        assert_eq!(
+            in_place.rotate(&old, Utc::now(), 0).unwrap(),
+            Marked::SessionEnded
+        );
+        assert!(matches!(
+            pooled.rotate(&old, Utc::now(), 0).await.unwrap(),
+            Rotation::Revoked
+        ));
+        assert!(matches!(
+            inline.rotate(&old, Utc::now(), 0).await.unwrap(),
+            Rotation::Revoked
+        ));
     }
 
     #[tokio::test]
@@ -554,9 +593,7 @@ mod tests {
             .await
             .unwrap();
         let in_place = inline.inline.as_deref().unwrap();
-        let busy = in_place
-            .rotate(old.jti, sid, old.exp, Utc::now(), 0)
-            .unwrap_err();
+        let busy = in_place.rotate(&old, Utc::now(), 0).unwrap_err();
         assert!(is_busy(&busy), "{busy}");
 
         let rotation = tokio::spawn({

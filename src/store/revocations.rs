@@ -40,17 +40,17 @@ impl Store {
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> Result<Rotation, DbErr> {
-        let Some(user) = self.user_unless_revoked(old.sub, old.sid, old.jti).await? else {
-            return self.why_not(old).await;
-        };
-        let in_place = self.in_place(|s| s.rotate(old.jti, old.sid, old.exp, now, new_expires_at));
-        match in_place {
-            Some(Marked::Rotated { checkpoint_due }) => {
+        match self.in_place(|s| s.rotate(old, now, new_expires_at)) {
+            Some(Marked::Rotated {
+                user,
+                checkpoint_due,
+            }) => {
                 if checkpoint_due {
                     self.checkpoint_soon();
                 }
-                return Ok(Rotation::Rotated(user));
+                return Ok(Rotation::Rotated(*user));
             }
+            Some(Marked::NotLive) => return self.why_not(old).await,
             Some(Marked::AlreadyUsed) => {
                 self.end_session(old.sid, old.exp).await?;
                 return Ok(Rotation::Reused);
@@ -58,6 +58,9 @@ impl Store {
             Some(Marked::SessionEnded) => return Ok(Rotation::Revoked),
             None => {}
         }
+        let Some(user) = self.user_unless_revoked(old.sub, old.sid, old.jti).await? else {
+            return self.why_not(old).await;
+        };
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
             id: Set(old.jti),
