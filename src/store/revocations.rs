@@ -1,9 +1,7 @@
 use chrono::{DateTime, Utc};
 use entity::{revocation, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait};
 use uuid::Uuid;
 
 use super::Store;
@@ -100,16 +98,19 @@ impl Store {
         Ok(Rotation::Rotated(user))
     }
 
-    /// Copies the WAL's pages into the SQLite file, in the background, on
-    /// sqlx's thread (the writes made in place never checkpoint themselves).
+    /// Checkpoints the SQLite WAL off the runtime (the writes made in place
+    /// never checkpoint themselves: that would fsync on the runtime's thread).
     fn checkpoint_soon(&self) {
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            if let Err(err) = db
-                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-                .await
-            {
-                tracing::warn!(error = %err, "WAL checkpoint failed");
+        let Some(inline) = self.inline.clone() else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            match inline.checkpoint(std::time::Duration::from_secs(1)) {
+                Ok(()) => {}
+                Err(err) if super::inline::is_busy(&err) => {
+                    tracing::debug!("WAL checkpoint postponed: the database was busy");
+                }
+                Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
             }
         });
     }
