@@ -19,8 +19,9 @@
 //! (see [`Marked::Rotated`]), so no fsync runs on the runtime's thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError, TryLockError};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::{revocation, user};
@@ -55,6 +56,10 @@ pub(super) struct InlineSqlite {
     idle: Mutex<Vec<Connection>>,
     writer: Mutex<Option<Connection>>,
     commits: AtomicU32,
+    /// Set while a checkpoint holds the writer; `checkpoint_done` tells when
+    /// it lets go.
+    checkpointing: AtomicBool,
+    checkpoint_done: tokio::sync::Notify,
 }
 
 /// What a rotation in place did; the outcomes of the pool's path.
@@ -101,6 +106,8 @@ impl InlineSqlite {
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
             commits: AtomicU32::new(0),
+            checkpointing: AtomicBool::new(false),
+            checkpoint_done: tokio::sync::Notify::new(),
         };
         // Fail at start, not on the first request, if the file can't be used so.
         let opened = inline
@@ -118,7 +125,7 @@ impl InlineSqlite {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::ZERO)?;
+        conn.busy_timeout(Duration::ZERO)?;
         Ok(conn)
     }
 
@@ -236,13 +243,21 @@ impl InlineSqlite {
 
     /// Copies the WAL into the database file and has the next write start
     /// the WAL over. Blocking: run it off the runtime. It holds the writer
-    /// meanwhile, so rotations go through the pool until it is done.
+    /// meanwhile; rotations wait for it (see [`Self::checkpoint_finished`]).
     ///
     /// RESTART, not PASSIVE: under a steady stream of rotations a passive
     /// checkpoint never finds the WAL still, the WAL never starts over, and
     /// it grows without end. RESTART waits (up to `wait`) for the writers and
     /// readers of the moment to finish, and holds new writers back meanwhile.
-    pub(super) fn checkpoint(&self, wait: std::time::Duration) -> rusqlite::Result<()> {
+    pub(super) fn checkpoint(&self, wait: Duration) -> rusqlite::Result<()> {
+        self.checkpointing.store(true, Ordering::Release);
+        let result = self.checkpoint_holding_writer(wait);
+        self.checkpointing.store(false, Ordering::Release);
+        self.checkpoint_done.notify_waiters();
+        result
+    }
+
+    fn checkpoint_holding_writer(&self, wait: Duration) -> rusqlite::Result<()> {
         let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = match slot.take() {
             Some(conn) => conn,
@@ -253,13 +268,28 @@ impl InlineSqlite {
                 row.get::<_, i64>(0)
             })
         });
-        let reset = conn.busy_timeout(std::time::Duration::ZERO);
+        let reset = conn.busy_timeout(Duration::ZERO);
         *slot = Some(conn);
         match (done, reset) {
             (Ok(0), Ok(())) => Ok(()),
             (Ok(_), Ok(())) => Err(busy()),
             (Err(err), _) | (_, Err(err)) => Err(err),
         }
+    }
+
+    /// Waits, at most `limit`, for a checkpoint that holds the writer to let
+    /// go. False at once when none runs. A rotation that waits here rather
+    /// than taking the pool's path skips the pool's waits for SQLite's lock,
+    /// which sleep in steps of milliseconds.
+    pub(super) async fn checkpoint_finished(&self, limit: Duration) -> bool {
+        let notified = self.checkpoint_done.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so the end can't slip between.
+        notified.as_mut().enable();
+        if !self.checkpointing.load(Ordering::Acquire) {
+            return false;
+        }
+        tokio::time::timeout(limit, notified).await.is_ok()
     }
 }
 
@@ -342,6 +372,9 @@ mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
 
     use super::super::{NewSession, NewUser, Rotation, Store};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
     use super::{Marked, is_busy};
     use crate::auth::jwt::{Claims, TokenType};
     use crate::domain::{Email, Username};
@@ -672,5 +705,45 @@ mod tests {
         // rotation (10,548 pages after 2,000) and never started over.
         eprintln!("largest WAL: {} pages", largest / page);
         assert!(largest < 5_000 * page, "largest WAL {largest} bytes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, pooled) = stores(dir.path()).await;
+        let (alice, sid) = user(&inline, "alice").await;
+        // A pool transaction holds SQLite's write lock, so the checkpoint
+        // waits for it while holding the writer.
+        let txn = pooled.connection().begin().await.unwrap();
+        txn.execute_unprepared("UPDATE users SET email = email")
+            .await
+            .unwrap();
+        let in_place = inline.inline.clone().unwrap();
+        let checkpoint = tokio::task::spawn_blocking({
+            let in_place = in_place.clone();
+            move || in_place.checkpoint(Duration::from_secs(5))
+        });
+        while !in_place.checkpointing.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        let commits = in_place.commits.load(Ordering::Relaxed);
+        let rotation = tokio::spawn({
+            let inline = inline.clone();
+            let old = refresh_claims(&alice, sid);
+            async move { inline.rotate(&old, Utc::now(), 0).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!rotation.is_finished(), "it waits");
+        txn.commit().await.unwrap();
+        checkpoint.await.unwrap().unwrap();
+        assert!(matches!(
+            rotation.await.unwrap().unwrap(),
+            Rotation::Rotated(_)
+        ));
+        assert_eq!(
+            in_place.commits.load(Ordering::Relaxed),
+            commits + 1,
+            "it ran in place once the checkpoint let go, not through the pool"
+        );
     }
 }

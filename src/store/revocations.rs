@@ -8,6 +8,10 @@ use super::Store;
 use super::inline::Marked;
 use crate::auth::jwt::Claims;
 
+/// How long a checkpoint waits for SQLite's other users, and a rotation for
+/// a checkpoint.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What became of a refresh token presented for rotation.
 #[derive(Debug)]
 pub enum Rotation {
@@ -38,7 +42,14 @@ impl Store {
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> Result<Rotation, DbErr> {
-        match self.in_place(|s| s.rotate(old, now, new_expires_at)) {
+        let mut in_place = self.in_place(|s| s.rotate(old, now, new_expires_at));
+        if in_place.is_none()
+            && let Some(inline) = &self.inline
+            && inline.checkpoint_finished(CHECKPOINT_WAIT).await
+        {
+            in_place = self.in_place(|s| s.rotate(old, now, new_expires_at));
+        }
+        match in_place {
             Some(Marked::Rotated {
                 user,
                 checkpoint_due,
@@ -104,14 +115,12 @@ impl Store {
         let Some(inline) = self.inline.clone() else {
             return;
         };
-        tokio::task::spawn_blocking(move || {
-            match inline.checkpoint(std::time::Duration::from_secs(1)) {
-                Ok(()) => {}
-                Err(err) if super::inline::is_busy(&err) => {
-                    tracing::debug!("WAL checkpoint postponed: the database was busy");
-                }
-                Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
+        tokio::task::spawn_blocking(move || match inline.checkpoint(CHECKPOINT_WAIT) {
+            Ok(()) => {}
+            Err(err) if super::inline::is_busy(&err) => {
+                tracing::debug!("WAL checkpoint postponed: the database was busy");
             }
+            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
         });
     }
 
