@@ -44,6 +44,16 @@ fn jwt(c: &mut Criterion) {
     group.finish();
 }
 
+fn app_state(store: Store) -> AppState {
+    AppState {
+        store,
+        tokens: tokens(),
+        hasher: Hasher::new(1).unwrap(),
+        limiter: RateLimiter::new(0),
+        metrics: authgraph::metrics::Metrics::new().unwrap(),
+    }
+}
+
 /// A server-shaped state with one user and a live session: on a SQLite file,
 /// or on the empty PostgreSQL database `AUTHGRAPH_BENCH_DATABASE_URL` names.
 async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
@@ -51,14 +61,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
     let db = store::connect(&url, Default::default()).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
-    let store = Store::open(db).await.unwrap();
-    let state = AppState {
-        store,
-        tokens: tokens(),
-        hasher: Hasher::new(1).unwrap(),
-        limiter: RateLimiter::new(0),
-        metrics: authgraph::metrics::Metrics::new().unwrap(),
-    };
+    let state = app_state(Store::open(db).await.unwrap());
     let (user_id, sid) = (Uuid::now_v7(), Uuid::new_v4());
     let now = chrono::Utc::now();
     let (token, claims) = state
@@ -91,13 +94,7 @@ fn database(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (state, token) = rt.block_on(state(dir.path()));
-    let pooled = AppState {
-        store: Store::pooled_only(state.store.connection().clone()),
-        tokens: tokens(),
-        hasher: Hasher::new(1).unwrap(),
-        limiter: RateLimiter::new(0),
-        metrics: authgraph::metrics::Metrics::new().unwrap(),
-    };
+    let pooled = app_state(Store::pooled_only(state.store.connection().clone()));
     let credentials = Credentials::Bearer(token);
     let mut group = c.benchmark_group("db");
     group.bench_function("round_trip", |b| {

@@ -6,6 +6,7 @@
 //! in a small LRU: only documents that parsed, and only short ones, so
 //! neither memory nor a flood of one-off documents can grow it.
 
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
@@ -14,7 +15,7 @@ use async_graphql::{ServerResult, Variables};
 use lru::LruCache;
 
 /// Documents kept.
-const ENTRIES: usize = 256;
+const ENTRIES: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 /// Longest document kept, in bytes (a generated operation is well under).
 const MAX_TEXT: usize = 4096;
 
@@ -24,8 +25,7 @@ pub struct ParseCache(Cache);
 
 impl ParseCache {
     pub fn new() -> Self {
-        let entries = std::num::NonZeroUsize::new(ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN);
-        Self(Arc::new(Mutex::new(LruCache::new(entries))))
+        Self(Arc::new(Mutex::new(LruCache::new(ENTRIES))))
     }
 }
 
