@@ -23,10 +23,13 @@ fn has_code(err: &ServerError) -> bool {
         .is_some_and(|ext| ext.get("code").is_some())
 }
 
+/// Sets `code` unless the error has one (a limit may name its own).
 fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
-    err.extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
+    if !has_code(&err) {
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
     err
 }
 

@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod codes;
+mod limits;
 mod parse_cache;
 mod sessions;
 mod timing;
@@ -52,7 +53,9 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 /// The schema that serves requests.
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
     builder()
+        // Outermost first: a kept document has passed the limits.
         .extension(parse_cache::ParseCache::new())
+        .extension(limits::Limits)
         .extension(timing::Timing(state.clone()))
         .data(state)
         .finish()

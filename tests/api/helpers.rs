@@ -13,7 +13,11 @@ pub use crate::pg::{Cluster, TestDatabase};
 pub use rstest::rstest;
 pub use rstest_reuse::apply;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_authgraph");
+/// The binary under test: cargo's build of this checkout, or the one
+/// `AUTHGRAPH_TEST_BIN` names (to run the suite against a release build).
+pub fn bin() -> String {
+    std::env::var("AUTHGRAPH_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_authgraph").into())
+}
 pub const PASSWORD: &str = "correct horse battery";
 
 /// The environment every test server gets unless a test says otherwise:
@@ -333,7 +337,7 @@ pub fn bound_address(line: &str) -> Option<String> {
 
 /// `authgraph` in `dir` with a clean environment (nothing of the caller's leaks in).
 pub fn base_command(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(bin());
     command.current_dir(dir).env_clear();
     if let Ok(path) = std::env::var("PATH") {
         command.env("PATH", path);

@@ -5,6 +5,8 @@ mod pg;
 
 mod admin;
 mod cli;
+mod fuzz;
+mod hardening;
 mod http;
 mod login;
 mod observability;
