@@ -13,7 +13,8 @@ pub enum Kind {
 }
 
 /// The blacklist: a token whose `jti` or `sid` is here is refused.
-/// A row can go once every token it covers has expired (`expires_at`).
+/// A row can go once every token it covers has expired (`expires_at`); a
+/// session's row, only once its session row has gone too.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "revocations")]
 pub struct Model {

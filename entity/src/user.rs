@@ -28,6 +28,30 @@ pub struct Model {
     pub created_at: DateTimeUtc,
 }
 
+/// A user without the password hash: what is read for every request and
+/// shown in responses. The hash is read only where a password is checked.
+#[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Entity")]
+pub struct Profile {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTimeUtc,
+}
+
+impl From<Model> for Profile {
+    fn from(user: Model) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            role: user.role,
+            created_at: user.created_at,
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(has_many = "super::session::Entity")]

@@ -45,7 +45,7 @@ impl Credentials {
 /// The authenticated caller of an operation.
 #[derive(Debug)]
 pub struct Requester {
-    pub user: user::Model,
+    pub user: user::Profile,
     pub claims: Claims,
 }
 

@@ -82,7 +82,7 @@ impl AccountMutation {
                 CreateUserError::Db(err) => err.into(),
             })?;
         state.metrics.signups.inc();
-        Ok(payload.with_user(user))
+        Ok(payload.with_user(user.into()))
     }
 
     /// Starts a session. `username` may be the username (any case) or the email.
@@ -108,13 +108,24 @@ impl AccountMutation {
             )
             .await
             .map_err(AppError::internal)?;
-        let Some(user) = user.filter(|_| verified) else {
+        let failed = || {
             state.metrics.logins.with_label_values(&["failed"]).inc();
-            return Err(AppError::InvalidCredentials);
+            Err(AppError::InvalidCredentials)
         };
-        state.metrics.logins.with_label_values(&["ok"]).inc();
+        let Some(user) = user.filter(|_| verified) else {
+            return failed();
+        };
         let (session, payload) = new_session(ctx, user.id, now())?;
-        state.store.start_session(user.id, session).await?;
-        Ok(payload.with_user(user))
+        // The password may have changed since it was read: then this one is
+        // no longer the user's, and no session starts.
+        if !state
+            .store
+            .start_session(user.id, &user.password_hash, session)
+            .await?
+        {
+            return failed();
+        }
+        state.metrics.logins.with_label_values(&["ok"]).inc();
+        Ok(payload.with_user(user.into()))
     }
 }

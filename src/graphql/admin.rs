@@ -117,7 +117,7 @@ impl AdminMutation {
         match ctx.state().store.set_role(id, role.into()).await {
             Ok(user) => {
                 ctx.forget_requester().await;
-                Ok(User(user))
+                Ok(User(user.into()))
             }
             Err(SetRoleError::LastAdmin) => Err(AppError::Forbidden),
             Err(SetRoleError::UnknownUser) => Err(unknown().into()),

@@ -9,7 +9,7 @@ use super::tokens::{now, rate_limit};
 use super::types::DateTime;
 use crate::auth::guard::{Authenticated, ContextExt};
 use crate::domain::Password;
-use crate::error::AppError;
+use crate::error::{AppError, AuthFailure};
 
 /// A login and the refreshes that followed it.
 pub struct Session {
@@ -99,9 +99,14 @@ impl SessionMutation {
         let requester = ctx.requester().await?;
         let new_password = Password::parse(&new_password, "newPassword")?;
         let state = ctx.state();
+        let stored = state
+            .store
+            .password_hash(requester.user.id)
+            .await?
+            .ok_or(AuthFailure::Invalid)?;
         let verified = state
             .hasher
-            .verify(current_password, Some(requester.user.password_hash.clone()))
+            .verify(current_password, Some(stored.clone()))
             .await
             .map_err(AppError::internal)?;
         if !verified {
@@ -112,15 +117,19 @@ impl SessionMutation {
             .hash(new_password.expose().to_owned())
             .await
             .map_err(AppError::internal)?;
+        // None: another change replaced the hash meanwhile, so the current
+        // password given is no longer the current one.
         let ended = state
             .store
             .change_password(
                 requester.user.id,
+                &stored,
                 hash,
                 requester.claims.sid,
                 now().timestamp(),
             )
-            .await?;
+            .await?
+            .ok_or(AppError::InvalidCredentials)?;
         state.metrics.revocations.inc_by(ended);
         Ok(true)
     }

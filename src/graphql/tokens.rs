@@ -37,7 +37,7 @@ pub(super) struct IssuedTokens {
 }
 
 impl IssuedTokens {
-    pub(super) fn with_user(self, user: user::Model) -> AuthPayload {
+    pub(super) fn with_user(self, user: user::Profile) -> AuthPayload {
         AuthPayload {
             access_token: self.access_token,
             refresh_token: self.refresh_token,

@@ -33,7 +33,7 @@ impl From<user::Role> for Role {
 }
 
 /// An account.
-pub struct User(pub user::Model);
+pub struct User(pub user::Profile);
 
 #[Object]
 impl User {

@@ -106,30 +106,41 @@ impl Store {
             .is_some())
     }
 
-    /// Stores a new password hash and ends every other live session, in one
-    /// transaction. Returns how many sessions ended.
+    /// Replaces the password hash `verified` (the one the current password
+    /// was checked against) with `hash` and ends every other live session, in
+    /// one transaction. `None`, and nothing changed, when the stored hash is
+    /// no longer `verified` (another change won). Else how many sessions ended.
+    ///
+    /// The update comes first: it takes the user row's lock (PostgreSQL) or
+    /// the write lock (SQLite), so a login racing it either committed its
+    /// session before, and is ended here, or checks the new hash after
+    /// (see [`Store::start_session`]).
     pub async fn change_password(
         &self,
         user_id: Uuid,
+        verified: &str,
         hash: String,
         keep: Uuid,
         now: i64,
-    ) -> Result<u64, DbErr> {
+    ) -> Result<Option<u64>, DbErr> {
         let txn = self.db.begin().await?;
-        user::Entity::update(user::ActiveModel {
-            id: Set(user_id),
-            password_hash: Set(hash),
-            ..Default::default()
-        })
-        .exec(&txn)
-        .await?;
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::PasswordHash.eq(verified))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
         let others = live_sessions_of(user_id, now)
             .filter(session::Column::Id.ne(keep))
             .all(&txn)
             .await?;
         end_all(&txn, &others, now).await?;
         txn.commit().await?;
-        Ok(others.len() as u64)
+        Ok(Some(others.len() as u64))
     }
 
     /// Users in a stable order (by id: UUIDv7, so oldest first), after `after`.
@@ -137,14 +148,14 @@ impl Store {
         &self,
         after: Option<Uuid>,
         limit: u64,
-    ) -> Result<Vec<user::Model>, DbErr> {
+    ) -> Result<Vec<user::Profile>, DbErr> {
         let mut query = user::Entity::find()
             .order_by_asc(user::Column::Id)
             .limit(limit);
         if let Some(after) = after {
             query = query.filter(user::Column::Id.gt(after));
         }
-        query.all(&self.db).await
+        query.into_partial_model().all(&self.db).await
     }
 
     pub async fn count_users(&self) -> Result<u64, DbErr> {

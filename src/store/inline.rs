@@ -40,7 +40,7 @@ const MAX_IDLE: usize = 8;
 /// pages, so this is near SQLite's own default of 1,000 pages.
 const CHECKPOINT_EVERY: u32 = 256;
 
-const USER_UNLESS_REVOKED: &str = "SELECT id, username, username_key, email, password_hash, role, created_at \
+const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at \
      FROM users WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id IN (?2, ?3))";
 
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
@@ -69,7 +69,7 @@ pub(super) enum Marked {
     /// set on every [`CHECKPOINT_EVERY`]th commit: the caller should run
     /// [`InlineSqlite::checkpoint`] off the runtime.
     Rotated {
-        user: Box<user::Model>,
+        user: Box<user::Profile>,
         checkpoint_due: bool,
     },
     /// The token is used, or its session ended, or its user is gone: nothing
@@ -187,7 +187,7 @@ impl InlineSqlite {
         user_id: Uuid,
         sid: Uuid,
         jti: Uuid,
-    ) -> rusqlite::Result<Option<user::Model>> {
+    ) -> rusqlite::Result<Option<user::Profile>> {
         self.read(|conn| {
             conn.prepare_cached(USER_UNLESS_REVOKED)?
                 .query_row((user_id, sid, jti), user_from_row)
@@ -348,19 +348,17 @@ pub(super) fn is_busy(err: &rusqlite::Error) -> bool {
     )
 }
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<user::Model> {
-    let role: String = row.get(5)?;
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<user::Profile> {
+    let role: String = row.get(3)?;
     let role = user::Role::try_from_value(&role).map_err(|err| {
-        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(err))
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(err))
     })?;
-    Ok(user::Model {
+    Ok(user::Profile {
         id: row.get(0)?,
         username: row.get(1)?,
-        username_key: row.get(2)?,
-        email: row.get(3)?,
-        password_hash: row.get(4)?,
+        email: row.get(2)?,
         role,
-        created_at: row.get(6)?,
+        created_at: row.get(4)?,
     })
 }
 
@@ -543,9 +541,10 @@ mod tests {
         let (inline, pooled) = stores(dir.path()).await;
         let (alice, first) = user(&inline, "alice").await;
         let second = Uuid::new_v4();
-        inline
+        let started = inline
             .start_session(
                 alice.id,
+                &alice.password_hash,
                 NewSession {
                     id: second,
                     user_agent: None,
@@ -555,6 +554,7 @@ mod tests {
             )
             .await
             .unwrap();
+        assert!(started);
         let (here, there) = (
             refresh_claims(&alice, first),
             refresh_claims(&alice, second),

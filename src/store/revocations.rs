@@ -16,7 +16,7 @@ const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Debug)]
 pub enum Rotation {
     /// It was live: now it is revoked, and the session's new tokens may be issued.
-    Rotated(user::Model),
+    Rotated(user::Profile),
     /// It had been rotated before: its session has now been ended.
     Reused,
     /// Its session had ended.
@@ -179,13 +179,29 @@ impl Store {
 
     /// Deletes revocations and sessions whose every token expired before `cutoff`
     /// (Unix seconds; the caller subtracts the leeway). Returns rows deleted.
+    ///
+    /// A session's revocation goes only with its session row, whatever its
+    /// own `expires_at` says. That was read when the session ended, and a
+    /// refresh committing meanwhile may have moved the session on (its
+    /// tokens are refused, but they expire later): the session row always
+    /// holds the expiry of the newest token, so while it lives, so does the
+    /// revocation, and the session can never come back.
     pub async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
-        let revocations = revocation::Entity::delete_many()
-            .filter(revocation::Column::ExpiresAt.lt(cutoff))
-            .exec(&self.db)
-            .await?;
         let sessions = session::Entity::delete_many()
             .filter(session::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        let session_lives = Query::select()
+            .expr(Expr::cust("1"))
+            .from(session::Entity)
+            .and_where(
+                Expr::col((session::Entity, session::Column::Id))
+                    .equals((revocation::Entity, revocation::Column::Id)),
+            )
+            .to_owned();
+        let revocations = revocation::Entity::delete_many()
+            .filter(revocation::Column::ExpiresAt.lt(cutoff))
+            .filter(Expr::exists(session_lives).not())
             .exec(&self.db)
             .await?;
         Ok(revocations.rows_affected + sessions.rows_affected)
@@ -237,6 +253,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_s_revocation_lives_as_long_as_the_session_row() {
+        use crate::domain::{Email, Username};
+        use crate::store::{NewSession, NewUser};
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+        let store = store().await;
+        let sid = Uuid::new_v4();
+        let user = store
+            .create_user(
+                NewUser {
+                    id: Uuid::now_v7(),
+                    username: Username::parse("pruned").unwrap(),
+                    email: Email::parse("pruned@example.com").unwrap(),
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+                },
+                NewSession {
+                    id: sid,
+                    user_agent: None,
+                    now: Utc::now(),
+                    expires_at: 5_000,
+                },
+            )
+            .await
+            .unwrap();
+        store.end_session(sid, 5_000).await.unwrap();
+        // A refresh that committed between the end's read and its insert.
+        let mut session = session::Entity::find_by_id(sid)
+            .one(store.connection())
+            .await
+            .unwrap()
+            .unwrap()
+            .into_active_model();
+        session.expires_at = Set(9_000);
+        session.update(store.connection()).await.unwrap();
+
+        assert_eq!(store.prune(6_000).await.unwrap(), 0);
+        let token = claims(9_000);
+        assert!(
+            store.is_revoked(sid, token.jti).await.unwrap(),
+            "still ended"
+        );
+        assert_eq!(
+            store.prune(9_001).await.unwrap(),
+            2,
+            "the session and its end"
+        );
+        assert!(store.find_user(user.id).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! The defects found when authgraph was attacked, one test each.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::*;
@@ -133,4 +135,178 @@ async fn aliased_typenames_count_toward_the_field_limit(#[case] backend: Backend
         .await;
     assert!(body.get("errors").is_none(), "400 are fine");
     assert_eq!(body["data"]["t399"], "Query");
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn sleep_until(unix: i64) {
+    let wait = (unix * 1000 - chrono::Utc::now().timestamp_millis()).max(0);
+    tokio::time::sleep(Duration::from_millis(wait as u64 + 50)).await;
+}
+
+const LOGOUT_ALL: &str = "mutation { logoutAll }";
+
+/// Sessions ended while a refresh of theirs raced the end (logout, reuse
+/// detection, logoutAll) stay ended after the blacklist is pruned: no token
+/// they ever issued works again, to its last second.
+#[apply(backends)]
+async fn a_session_ended_during_a_refresh_stays_ended_after_the_prune(#[case] backend: Backend) {
+    const TTL: i64 = 8;
+    let ttl = TTL.to_string();
+    let env = [
+        ("ACCESS_TOKEN_TTL", ttl.as_str()),
+        ("REFRESH_TOKEN_TTL", ttl.as_str()),
+    ];
+    let Some(server) = TestServer::start_with(backend, &env).await else {
+        return;
+    };
+    const PER_KIND: usize = 12;
+    server.signup("racer").await;
+    let logins: Vec<_> = (0..3 * PER_KIND)
+        .map(|_| server.login("racer", PASSWORD))
+        .collect();
+    let sessions: Vec<Session> = futures::future::join_all(logins)
+        .await
+        .iter()
+        .map(|body| Session::from_payload(body, "login"))
+        .collect();
+    let first_expiry = sessions
+        .iter()
+        .map(|s| claims(&s.refresh)["exp"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let racing = &sessions;
+    let (by_logout, rest) = racing.split_at(PER_KIND);
+    let (by_reuse, by_logout_all) = rest.split_at(PER_KIND);
+    // The reused tokens are rotated now; the race presents them again.
+    let mut reused = Vec::new();
+    let mut current = Vec::new();
+    for s in by_reuse {
+        let body = server.refresh(&s.refresh).await;
+        reused.push(s.refresh.clone());
+        current.push(Session::from_payload(&body, "refreshToken"));
+    }
+    // Refreshes in the race then issue tokens that outlive the sessions' first expiry.
+    sleep_until(first_expiry - TTL + 3).await;
+
+    let mut seen: Vec<String> = racing.iter().map(|s| s.access.clone()).collect();
+    seen.extend(current.iter().map(|s| s.access.clone()));
+    let logout_all = async {
+        // Spread over the refreshes of its sessions.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        server
+            .gql(Some(&by_logout_all[0].access), LOGOUT_ALL, json!({}))
+            .await
+    };
+    let refreshes = by_logout
+        .iter()
+        .chain(&current)
+        .chain(by_logout_all)
+        .map(|s| server.refresh(&s.refresh));
+    use futures::FutureExt;
+    let ends = futures::future::join_all(
+        by_logout
+            .iter()
+            .map(|s| server.logout(&s.refresh).boxed_local())
+            .chain(reused.iter().map(|r| server.refresh(r).boxed_local())),
+    );
+    let (refreshed, ends, all) =
+        tokio::join!(futures::future::join_all(refreshes), ends, logout_all);
+    assert!(all["data"]["logoutAll"].is_number(), "{all}");
+    for end in &ends {
+        let ok = end["data"]["logout"] == true || reason(end) == "revoked";
+        assert!(ok, "{end}");
+    }
+    let mut won = 0;
+    for body in &refreshed {
+        if body["data"]["refreshToken"].is_object() {
+            won += 1;
+            let s = Session::from_payload(body, "refreshToken");
+            seen.push(s.access);
+            seen.push(s.refresh);
+        }
+    }
+    let last_expiry = seen
+        .iter()
+        .map(|t| claims(t)["exp"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    eprintln!("{won} racing refreshes won; tokens live until {last_expiry}");
+
+    // The prune runs at start: restart once every first expiry is past.
+    sleep_until(first_expiry + 1).await;
+    let server = server.restart().await;
+    let mut rounds = 0;
+    while now() < last_expiry {
+        for token in &seen {
+            let info = server.verify(token).await;
+            assert_eq!(info["valid"], false, "a token of an ended session: {info}");
+            if info["tokenType"] == "access" {
+                assert_eq!(code(&server.me(token).await), "UNAUTHENTICATED");
+            }
+        }
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(rounds > 0, "checked after the prune");
+}
+
+const CHANGE_PASSWORD: &str =
+    "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) }";
+
+/// Logins verified against the old password while it changes: none of them
+/// keeps a session once the change is done.
+#[apply(backends)]
+async fn no_login_with_the_old_password_outlives_a_password_change(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let owner = server.signup("changer").await;
+    // Logins arrive before, during and after the change; the hashing queue
+    // spreads them further.
+    let logins = (0..24).map(|i| {
+        let server = &server;
+        async move {
+            tokio::time::sleep(Duration::from_millis(10 * i)).await;
+            server.login("changer", PASSWORD).await
+        }
+    });
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        server
+            .gql(
+                Some(&owner.access),
+                CHANGE_PASSWORD,
+                json!({ "c": PASSWORD, "n": "a brand new passphrase" }),
+            )
+            .await
+    };
+    let (logins, changed) = tokio::join!(futures::future::join_all(logins), change);
+    assert_eq!(changed["data"]["changePassword"], true, "{changed}");
+    let mut ok = 0;
+    for body in &logins {
+        if body["data"]["login"].is_object() {
+            ok += 1;
+            let s = Session::from_payload(body, "login");
+            let me = server.me(&s.access).await;
+            assert_eq!(
+                code(&me),
+                "UNAUTHENTICATED",
+                "a login with the old password: {me}"
+            );
+            assert!(server.refresh(&s.refresh).await["data"]["refreshToken"].is_null());
+        } else {
+            assert_eq!(code(body), "INVALID_CREDENTIALS", "{body}");
+        }
+    }
+    eprintln!("{ok} of 24 logins with the old password got tokens");
+    assert!(
+        server.me(&owner.access).await["data"]["me"].is_object(),
+        "the changer's session goes on"
+    );
+    let fresh = server.login("changer", "a brand new passphrase").await;
+    assert!(fresh["data"]["login"].is_object(), "{fresh}");
 }
