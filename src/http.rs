@@ -87,11 +87,13 @@ pub async fn graphql(req: &Request, body: Body, schema: Data<&AuthSchema>) -> Re
         batch => batch,
     };
 
-    let credentials = Credentials::from_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    );
+    // Two headers are refused, not resolved: a proxy that reads the other
+    // one would authenticate someone else.
+    let mut authorization = req.headers().get_all(header::AUTHORIZATION).iter();
+    let credentials = match (authorization.next(), authorization.next()) {
+        (first, None) => Credentials::from_header(first.map(|v| v.as_bytes())),
+        (Some(_), Some(_)) | (None, Some(_)) => Credentials::Malformed,
+    };
     let client_ip = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
     let user_agent = req.header(header::USER_AGENT).map(|ua| {
         ua.char_indices()
@@ -184,7 +186,11 @@ pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result
     let path = req.uri().path().to_owned();
     async move {
         let start = std::time::Instant::now();
-        let mut response = ep.call(req).await.map(IntoResponse::into_response)?;
+        // Routing refusals (404, 405) are errors here: they get the id too.
+        let mut response = match ep.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => err.into_response(),
+        };
         tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
         if let Ok(value) = id.parse() {
             response.headers_mut().insert("x-request-id", value);

@@ -113,10 +113,9 @@ async fn promote(settings: &Settings, who: &str) -> ExitCode {
 fn describe_dotenv_error(err: &dotenvy::Error) -> String {
     match err {
         dotenvy::Error::LineParse(line, _) => {
-            let number = std::fs::read_to_string(".env").ok().and_then(|text| {
-                text.lines()
-                    .position(|l| line.starts_with(l) || l.starts_with(line.trim_end()))
-            });
+            let number = std::fs::read_to_string(".env")
+                .ok()
+                .and_then(|text| bad_line_number(&text, line));
             match number {
                 Some(n) => format!("line {} is not KEY=VALUE (its content is not shown)", n + 1),
                 None => "a line is not KEY=VALUE (its content is not shown)".to_owned(),
@@ -125,6 +124,17 @@ fn describe_dotenv_error(err: &dotenvy::Error) -> String {
         dotenvy::Error::Io(io) => io.to_string(),
         _ => "cannot be read".to_owned(),
     }
+}
+
+/// The index of the line of `text` where dotenvy's unparsable `bad` starts.
+/// `bad` may run on over later lines (an unclosed quote), so it is matched by
+/// its first line; a blank line is never it (every text starts with "").
+fn bad_line_number(text: &str, bad: &str) -> Option<usize> {
+    let first = bad.lines().next()?.trim();
+    if first.is_empty() {
+        return None;
+    }
+    text.lines().position(|l| l.trim() == first)
 }
 
 fn fail(err: &ConfigError) -> ExitCode {

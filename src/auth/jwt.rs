@@ -120,12 +120,19 @@ impl Tokens {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthFailure::Invalid);
         }
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, validation)
-            .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                _ => AuthFailure::Invalid,
-            })
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(|err| {
+                match err.kind() {
+                    ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                    _ => AuthFailure::Invalid,
+                }
+            })?;
+        // RFC 7515 4.1.11: a `crit` header names extensions the recipient must
+        // understand, and we implement none.
+        if data.header.crit.is_some() {
+            return Err(AuthFailure::Invalid);
+        }
+        Ok(data.claims)
     }
 }
 
@@ -189,6 +196,20 @@ mod tests {
             tokens(0).decode(&token, TokenType::Access),
             Err(AuthFailure::Invalid)
         );
+    }
+
+    #[test]
+    fn a_crit_header_is_invalid() {
+        let t = tokens(0);
+        let (token, claims) = t
+            .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access, now())
+            .unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["exp".into()]);
+        let key = EncodingKey::from_secret(Secret::from("k".repeat(32)).expose());
+        let critical = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        assert!(t.decode_any(&token).is_ok());
+        assert_eq!(t.decode_any(&critical), Err(AuthFailure::Invalid));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Argon2id hashing and verifying, off the async runtime and bounded.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -12,8 +12,10 @@ pub enum HashError {
     Argon2(String),
     #[error("a stored password hash is not a PHC string")]
     BadStoredHash,
-    #[error("the hashing task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
+    #[error("cannot start a hashing thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("the hashing thread stopped before answering")]
+    Lost,
     #[error("the hashing pool is closed")]
     Closed,
 }
@@ -36,18 +38,26 @@ impl From<argon2::password_hash::Error> for HashError {
     }
 }
 
-/// Runs Argon2id (the crate's defaults: m=19456 KiB, t=2, p=1) on the blocking
-/// pool, at most `permits` at a time, so a login flood queues instead of
-/// swamping the machine.
+/// A hashing job: runs on one of the hashing threads, in that thread's buffer.
+type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
+/// Runs Argon2id (the crate's defaults: m=19456 KiB, t=2, p=1) on threads of
+/// its own, `permits` of them, so a login flood queues instead of swamping
+/// the machine.
+///
+/// The threads run at the lowest CPU priority: token checks on the same
+/// cores stay fast while a login flood keeps them busy, and logins get
+/// whatever CPU is left. They are not tokio's blocking threads, because a
+/// nice value sticks to its thread: a WAL checkpoint or anything else later
+/// run on a lowered blocking thread would crawl behind the flood too.
 ///
 /// Each running hash needs 19 MiB of working memory. Allocating it per call
 /// leaves the allocator holding freed chunks in every thread's arena (hundreds
-/// of MiB under a login flood), so the memory is a fixed pool: one buffer per
-/// permit, reused, never freed.
+/// of MiB under a login flood), so each thread keeps one buffer for good.
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
-    buffers: Arc<Mutex<Vec<Vec<Block>>>>,
+    jobs: mpsc::Sender<Job>,
     /// Verified against when the user does not exist, so timing tells nothing.
     dummy_hash: Arc<str>,
 }
@@ -59,9 +69,20 @@ impl Hasher {
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| HashError::Argon2(e.to_string()))?;
         let dummy_hash = hash_into(&mut first, &random)?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut first = Some(first);
+        for n in 0..permits {
+            let queue = queue.clone();
+            let buffer = first.take();
+            std::thread::Builder::new()
+                .name(format!("argon2-hash-{n}"))
+                .spawn(move || work_through(&queue, buffer))
+                .map_err(HashError::Spawn)?;
+        }
         Ok(Self {
             permits: Arc::new(Semaphore::new(permits)),
-            buffers: Arc::new(Mutex::new(vec![first])),
+            jobs,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -90,43 +111,45 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut [Block]) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        // The permit moves into the task: a dropped request can't free it early.
+        // The permit moves into the job: a dropped request can't free it
+        // early, and no more jobs wait in the queue than there are threads.
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| HashError::Closed)?;
-        let buffers = self.buffers.clone();
-        tokio::task::spawn_blocking(move || {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |blocks| {
             let _permit = permit;
-            lower_priority();
-            // As many buffers as permits at most: holding one, a buffer is free or can be made.
-            let taken = buffers.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let mut blocks = taken.unwrap_or_else(new_buffer);
-            let result = work(&mut blocks);
-            buffers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(blocks);
-            result
-        })
-        .await?
+            let _ = answer.send(work(blocks));
+        });
+        self.jobs.send(job).map_err(|_| HashError::Closed)?;
+        answered.await.map_err(|_| HashError::Lost)?
     }
 }
 
-/// Hashing runs at the lowest CPU priority, so token checks on the same cores
-/// stay fast while a login flood keeps the hashers busy; logins get whatever
-/// CPU is left. Once per blocking-pool thread (only hashing runs there); on
-/// Linux the nice value is per thread.
+/// A hashing thread: lowers its own priority, then runs jobs until every
+/// `Hasher` is gone. A job that panics loses its answer, not the thread.
+fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, buffer: Option<Vec<Block>>) {
+    lower_priority();
+    let mut blocks = buffer.unwrap_or_else(new_buffer);
+    loop {
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else {
+            return;
+        };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut blocks)));
+    }
+}
+
+/// The lowest CPU priority for the calling thread (on Linux the nice value
+/// is per thread).
 fn lower_priority() {
-    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    if !LOWERED.replace(true) {
-        #[cfg(target_os = "linux")]
-        // SAFETY: setpriority only reads its integer arguments; who = 0 is the calling thread.
-        unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-        }
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; who = 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
 }
 
@@ -204,6 +227,29 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    /// The nice value of the calling thread.
+    fn nice() -> i32 {
+        // SAFETY: getpriority only reads its integer arguments.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hashing_leaves_the_blocking_threads_at_their_priority() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let base = nice();
+        runtime.block_on(async {
+            let hasher = Hasher::new(1).unwrap();
+            hasher.hash("correct horse".into()).await.unwrap();
+            let hashing = hasher.run(|_| Ok(nice())).await.unwrap();
+            let blocking = tokio::task::spawn_blocking(nice).await.unwrap();
+            assert_eq!((hashing, blocking), (19, base));
+        });
     }
 
     #[tokio::test]

@@ -283,6 +283,19 @@ fn a_malformed_dot_env_ends_the_start_with_one_line() {
     );
 }
 
+#[test]
+fn a_malformed_dot_env_line_after_blank_lines_and_comments_is_named_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "RUST_LOG=info\n\n# a comment\n\nJWT_SECRET='another-secret-that-must-stay-hidden\n",
+    )
+    .unwrap();
+    let out = assert_refused(&run(dir.path(), &[], &[]), ".env");
+    assert!(out.contains("line 5"), "{out}");
+    assert!(!out.contains("must-stay-hidden"), "{out}");
+}
+
 #[apply(backends)]
 async fn sigterm_lets_the_request_in_flight_finish_then_exits_0(#[case] backend: Backend) {
     let Some(database) = TestDatabase::for_backend(backend).await else {

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
+
+const SECRET: &str = "hardening-secret-hardening-secret-0123";
 
 /// Opens `depth` levels of `open`, puts `inner` in the middle, closes them.
 fn nest(open: &str, inner: &str, close: &str, depth: usize) -> String {
@@ -135,6 +137,162 @@ async fn aliased_typenames_count_toward_the_field_limit(#[case] backend: Backend
         .await;
     assert!(body.get("errors").is_none(), "400 are fine");
     assert_eq!(body["data"]["t399"], "Query");
+}
+
+/// `claims` signed with the server's key under `header`.
+fn sign(header: &jsonwebtoken::Header, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[apply(backends)]
+async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(backend, &[("JWT_SECRET", SECRET)]).await else {
+        return;
+    };
+    let session = server.signup("critic").await;
+    let claims = claims(&session.access);
+    let plain = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    // Re-signed with a plain header, the same claims are fine: the key is right.
+    let resigned = sign(&plain, &claims);
+    assert!(server.me(&resigned).await["data"]["me"].is_object());
+
+    let mut critical = plain.clone();
+    critical.crit = Some(vec!["urn:example:bound".into()]);
+    critical.extras.insert("urn:example:bound", true);
+    let token = sign(&critical, &claims);
+    assert!(header(&token)["crit"].is_array());
+    let body = server.me(&token).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(reason(&body), "invalid", "{body}");
+    let info = server.verify(&token).await;
+    assert_eq!(info["valid"], false);
+    assert_eq!(info["reason"], "invalid");
+
+    let mut refresh_claims = crate::helpers::claims(&session.refresh);
+    refresh_claims["jti"] = json!(uuid::Uuid::new_v4());
+    let body = server.refresh(&sign(&critical, &refresh_claims)).await;
+    assert_eq!(reason(&body), "invalid", "{body}");
+}
+
+#[apply(backends)]
+async fn two_authorization_headers_are_invalid(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let session = server.signup("twoheads").await;
+    let client = reqwest::Client::new();
+    for (first, second) in [
+        (
+            format!("Bearer {}", session.access),
+            "Bearer garbage".to_owned(),
+        ),
+        (
+            "Bearer garbage".to_owned(),
+            format!("Bearer {}", session.access),
+        ),
+        (
+            format!("Bearer {}", session.access),
+            format!("Bearer {}", session.access),
+        ),
+    ] {
+        let body: Value = client
+            .post(server.url("/graphql"))
+            .header("Authorization", first)
+            .header("Authorization", second)
+            .json(&json!({ "query": "{ me { id } }" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+        assert_eq!(reason(&body), "invalid", "{body}");
+    }
+    assert!(server.me(&session.access).await["data"]["me"].is_object());
+}
+
+#[apply(backends)]
+async fn responses_refused_by_routing_carry_a_request_id(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let not_found = client
+        .get(server.url("/no-such-route"))
+        .header("X-Request-Id", "lost-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_found.status().as_u16(), 404);
+    assert_eq!(not_found.headers()["x-request-id"], "lost-1");
+    let not_allowed = client.delete(server.url("/graphql")).send().await.unwrap();
+    assert_eq!(not_allowed.status().as_u16(), 405);
+    assert!(not_allowed.headers().contains_key("x-request-id"));
+}
+
+/// (name, nice) from a `/proc/.../stat` line.
+fn name_and_nice(stat: &str) -> (String, i64) {
+    let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+    // After the name: state (field 3) ... nice (field 19).
+    let nice = stat[close + 1..]
+        .split_whitespace()
+        .nth(16)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    (stat[open + 1..close].to_owned(), nice)
+}
+
+/// (name, nice) of every thread of process `pid`.
+fn threads(pid: u32) -> Vec<(String, i64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("stat")).ok())
+        .map(|stat| name_and_nice(&stat))
+        .collect()
+}
+
+/// Hashing runs at the lowest priority, on threads of its own: the blocking
+/// threads that checkpoint SQLite's WAL (every 256 refreshes) stay at the
+/// normal one, so a login flood can't starve refreshes behind a checkpoint.
+#[tokio::test]
+async fn only_password_hashing_runs_at_low_priority() {
+    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let session = server.signup("nicety").await;
+    let logins: Vec<_> = (0..12).map(|_| server.login("nicety", PASSWORD)).collect();
+    for body in futures::future::join_all(logins).await {
+        assert!(body["data"]["login"].is_object(), "{body}");
+    }
+    let mut refresh = session.refresh;
+    for _ in 0..300 {
+        let body = server.refresh(&refresh).await;
+        refresh = body["data"]["refreshToken"]["refreshToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned();
+    }
+    // Logins after the checkpoints, so no blocking thread sits idle unlowered by chance.
+    for _ in 0..4 {
+        assert!(server.login("nicety", PASSWORD).await["data"]["login"].is_object());
+    }
+    let threads = threads(server.pid());
+    let (_, base) =
+        name_and_nice(&std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap());
+    let lowered: Vec<&(String, i64)> = threads.iter().filter(|(_, nice)| *nice != base).collect();
+    assert!(!lowered.is_empty(), "hashing is lowered: {threads:?}");
+    assert!(
+        lowered
+            .iter()
+            .all(|(name, nice)| name.starts_with("argon2") && *nice == 19),
+        "only the hashing threads are lowered: {threads:?}"
+    );
 }
 
 /// Unix seconds now.

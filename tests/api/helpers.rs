@@ -91,6 +91,11 @@ impl TestServer {
         let _ = self.child.wait();
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Is the process still there (not exited, not crashed)?
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
