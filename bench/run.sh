@@ -8,6 +8,9 @@
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bench/run.sh
 #                                  # on PostgreSQL: (re)creates the database
 #                                  # authgraph_bench on that server and runs there
+#   BIN=path/to/authgraph SCENARIOS="me refreshToken" MICRO=0 bench/run.sh
+#                                  # another build, some scenarios, no criterion
+#                                  # (what bench/compare.sh alternates)
 #
 # Needs wrk (apt-get install -y wrk), curl, python3 and taskset (and psql for
 # PostgreSQL).
@@ -28,8 +31,14 @@ for tool in wrk curl python3 taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is needed (apt-get install -y $tool)" >&2; exit 1; }
 done
 
-cargo build --release --locked --bin authgraph
-BIN=target/release/authgraph
+SCENARIOS=${SCENARIOS:-all}
+MICRO=${MICRO:-1}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked --bin authgraph
+  BIN=target/release/authgraph
+fi
+# Is scenario $1 selected?
+wanted() { [ "$SCENARIOS" = all ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 PG_ADMIN=${BENCH_POSTGRES_URL:-}
 if [ -n "$PG_ADMIN" ]; then
@@ -43,6 +52,7 @@ if [ -n "$PG_ADMIN" ]; then
   echo "== on PostgreSQL: $(psql -tA "$PG_ADMIN" -c 'SHOW server_version')"
 fi
 
+if [ "$MICRO" = 1 ]; then
 echo "== criterion micro-benchmarks (pinned to CPU $SERVER_CPU)"
 taskset -c "$SERVER_CPU" cargo bench --locked --bench hot_paths -- --noplot >/tmp/authgraph-criterion.log 2>&1 \
   || { cat /tmp/authgraph-criterion.log; exit 1; }
@@ -60,6 +70,7 @@ POOL_RTT=$( [ -z "$PG_ADMIN" ] && estimate db/round_trip_pool || echo 0)
 POOL_GUARD=$( [ -z "$PG_ADMIN" ] && estimate db/guard_pool || echo 0)
 
 [ -n "$PG_ADMIN" ] && fresh_database   # the criterion run left its rows there
+fi
 DATABASE_URL=${PG_URL:-}
 
 WORK=$(mktemp -d)
@@ -92,11 +103,12 @@ start_server
 gql '{"query":"mutation { signup(input: {username: \"bench\", email: \"bench@example.com\", password: \"correct horse battery\"}) { accessToken } }"}' >/dev/null
 ACCESS=$(gql "$LOGIN_BODY" | field '["data"]["login"]["accessToken"]')
 
-RESULTS="$WORK/results"
+RESULTS=${RESULTS_FILE:-$WORK/results}
 : >"$RESULTS"
 # run NAME CONNS SCRIPT [env...]: wrk for $DURATION s after a warm-up; appends a result row.
 run() {
   local name=$1 conns=$2 script=$3; shift 3
+  wanted "$name" || return 0
   [ "$script" = refresh.lua ] && seeds "$conns"
   env "$@" taskset -c "$LOAD_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" -s "bench/wrk/$script" "$URL" >/dev/null
   [ "$script" = refresh.lua ] && seeds "$conns"
@@ -138,15 +150,19 @@ run refreshToken "$CONNS" refresh.lua SEEDS="$WORK/seeds"
 run login 8 graphql.lua BODY="$LOGIN_BODY"
 
 # me while a login flood saturates hashing.
+if wanted me_during_login_flood; then
 env BODY="$LOGIN_BODY" taskset -c "$LOAD_CPU" wrk -t1 -c16 -d"$((DURATION + WARMUP + 2))s" -s bench/wrk/graphql.lua "$URL" >/dev/null &
 FLOOD=$!
 sleep 1
 run me_during_login_flood 4 graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
 wait "$FLOOD"
+fi
 
 # me with a large blacklist.
 stop_server
-if [ -n "$PG_ADMIN" ]; then
+if ! wanted me_1M_blacklist; then
+  :
+elif [ -n "$PG_ADMIN" ]; then
   psql -q "$PG_URL" -c "INSERT INTO revocations (id, kind, revoked_at, expires_at)
     SELECT gen_random_uuid(), 'token', extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint + 86400
     FROM generate_series(1, $BLACKLIST_ROWS)" -c 'ANALYZE revocations'
@@ -162,9 +178,11 @@ db.commit()
 print(f"blacklist rows: {db.execute('SELECT count(*) FROM revocations').fetchone()[0]}")
 PY
 fi
-start_server
-run me_1M_blacklist "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
-stop_server
+if wanted me_1M_blacklist; then
+  start_server
+  run me_1M_blacklist "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
+  stop_server
+fi
 
 echo
 printf "%-24s %10s %9s %9s %7s %9s\n" scenario "req/s" "p50 ms" "p99 ms" errors "RSS MiB"
@@ -172,6 +190,7 @@ while IFS=$'\t' read -r name rps p50 p99 errors rss; do
   printf "%-24s %10s %9s %9s %7s %9s\n" "$name" "$rps" "$p50" "$p99" "$errors" "$rss"
 done <"$RESULTS"
 
+[ "$MICRO" = 1 ] && [ "$SCENARIOS" = all ] || exit 0
 python3 - "$RESULTS" "$RTT" "$GUARD" "$ARGON" "$ENC" "$DEC" "$DRF_ME" "$DRF_REFRESH" "$POOL_RTT" "$POOL_GUARD" <<'PY'
 import sys
 rows = {}
