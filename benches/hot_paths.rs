@@ -14,11 +14,11 @@ use std::time::Duration;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use authgraph::auth::guard::{Credentials, authenticate};
+use authgraph::auth::bearer::{Credentials, authenticate};
 use authgraph::auth::jwt::{TokenType, Tokens};
 use authgraph::auth::password::Hasher;
-use authgraph::config::Secret;
 use authgraph::ratelimit::RateLimiter;
+use authgraph::secret::Secret;
 use authgraph::state::AppState;
 use authgraph::store::{self, NewSession, NewUser, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -51,6 +51,7 @@ fn app_state(store: Store) -> AppState {
         hasher: Hasher::new(1).unwrap(),
         limiter: RateLimiter::new(0),
         metrics: authgraph::metrics::Metrics::new().unwrap(),
+        clock: authgraph::state::Clock,
     }
 }
 
@@ -102,8 +103,11 @@ fn database(c: &mut Criterion) {
             .iter(|| async { state.store.round_trip().await.unwrap() })
     });
     group.bench_function("guard", |b| {
-        b.to_async(&rt)
-            .iter(|| async { authenticate(&state, &credentials).await.unwrap() })
+        b.to_async(&rt).iter(|| async {
+            authenticate(&state.tokens, &state.store, &credentials)
+                .await
+                .unwrap()
+        })
     });
     if state.store.connection().get_database_backend() == sea_orm::DbBackend::Sqlite {
         group.bench_function("round_trip_pool", |b| {
@@ -111,8 +115,11 @@ fn database(c: &mut Criterion) {
                 .iter(|| async { pooled.store.round_trip().await.unwrap() })
         });
         group.bench_function("guard_pool", |b| {
-            b.to_async(&rt)
-                .iter(|| async { authenticate(&pooled, &credentials).await.unwrap() })
+            b.to_async(&rt).iter(|| async {
+                authenticate(&pooled.tokens, &pooled.store, &credentials)
+                    .await
+                    .unwrap()
+            })
         });
     }
     group.finish();

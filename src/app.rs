@@ -17,7 +17,7 @@ use crate::graphql;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, Clock};
 use crate::store::{self, SetRoleError, Store};
 
 /// How often expired revocations and sessions are deleted.
@@ -116,6 +116,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
         metrics: Metrics::new()
             .map_err(|err| ConfigError::new("start-up", format!("cannot set up metrics: {err}")))?,
+        clock: Clock,
     };
     let state = std::sync::Arc::new(state);
     let schema = graphql::schema(state.clone());
@@ -184,7 +185,7 @@ async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
             _ = forget.tick() => state.limiter.forget_idle(),
             _ = prune.tick() => {
                 // A token is accepted until exp + leeway: keep its row until then.
-                let cutoff = chrono::Utc::now().timestamp() - leeway;
+                let cutoff = state.clock.now().timestamp() - leeway;
                 match state.store.prune(cutoff).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "pruned expired revocations and sessions"),

@@ -1,5 +1,6 @@
 //! The one error type of the GraphQL layer, and its one mapping to
-//! `errors[].extensions.code` (API.md, "Errors").
+//! `errors[].extensions.code` (API.md, "Errors"). The layers below have
+//! their own (`AuthError`, `DbErr`, ...), converted here once.
 //!
 //! `AppError` deliberately does not implement `Display`: async-graphql turns any
 //! `Display` error into a message verbatim, and this way the only road from an
@@ -9,38 +10,9 @@ use std::error::Error as StdError;
 
 use async_graphql::ErrorExtensions;
 
+use crate::auth::AuthFailure;
+use crate::auth::bearer::AuthError;
 use crate::domain::InvalidInput;
-
-/// Why a token was refused: `extensions.reason` of `UNAUTHENTICATED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    Missing,
-    Invalid,
-    Expired,
-    Revoked,
-}
-
-impl AuthFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Invalid => "invalid",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            Self::Missing => {
-                "Authentication required: send an access token as 'Authorization: Bearer <token>'"
-            }
-            Self::Invalid => "The token is not valid",
-            Self::Expired => "The token has expired",
-            Self::Revoked => "The token has been revoked: log in again",
-        }
-    }
-}
 
 #[derive(Debug)]
 pub enum AppError {
@@ -85,6 +57,15 @@ impl From<InvalidInput> for AppError {
 impl From<AuthFailure> for AppError {
     fn from(reason: AuthFailure) -> Self {
         Self::Unauthenticated(reason)
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Refused(reason) => Self::Unauthenticated(reason),
+            AuthError::Db(err) => Self::internal(err),
+        }
     }
 }
 

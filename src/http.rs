@@ -13,7 +13,8 @@ use poem::web::{Data, Html, Json, Path};
 use poem::{Body, Endpoint, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
-use crate::auth::guard::{Credentials, RequestMeta};
+use crate::auth::bearer::Credentials;
+use crate::graphql::RequestMeta;
 use crate::graphql::{AuthSchema, MAX_BATCH};
 use crate::state::AppState;
 use crate::store::Store;

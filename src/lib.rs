@@ -9,5 +9,6 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod secret;
 pub mod state;
 pub mod store;

@@ -1,5 +1,7 @@
 //! What every request shares.
 
+use chrono::{DateTime, SubsecRound, Utc};
+
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Hasher;
 use crate::metrics::Metrics;
@@ -12,4 +14,17 @@ pub struct AppState {
     pub hasher: Hasher,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
+    pub clock: Clock,
+}
+
+/// Where every layer gets the time from: handed down, so the store never
+/// reads a clock of its own.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Clock;
+
+impl Clock {
+    /// Now, at the precision every backend stores (milliseconds).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(3)
+    }
 }

@@ -5,8 +5,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::Secret;
-use crate::error::AuthFailure;
+use super::AuthFailure;
+use crate::secret::Secret;
+use crate::store::{NewSession, TokenRef};
 
 /// Longer than any token we issue; anything longer is garbage and is not parsed.
 const MAX_TOKEN_LEN: usize = 1024;
@@ -38,6 +39,28 @@ pub struct Claims {
     pub exp: i64,
     pub jti: Uuid,
     pub typ: TokenType,
+}
+
+impl Claims {
+    /// The token as the store knows it.
+    pub fn token(&self) -> TokenRef {
+        TokenRef {
+            user: self.sub,
+            sid: self.sid,
+            jti: self.jti,
+            exp: self.exp,
+        }
+    }
+}
+
+/// The tokens of one session, issued together and not yet handed out.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    /// Unix seconds at which the later of the two expires: the session's expiry.
+    pub expires_at: i64,
 }
 
 /// The key and the rules tokens are made and checked with.
@@ -95,6 +118,41 @@ impl Tokens {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
+    }
+
+    /// An access and a refresh token of session `sid`, issued at `now`.
+    pub fn pair(
+        &self,
+        user: Uuid,
+        sid: Uuid,
+        now: i64,
+    ) -> Result<TokenPair, jsonwebtoken::errors::Error> {
+        let (access_token, access) = self.issue(user, sid, TokenType::Access, now)?;
+        let (refresh_token, refresh) = self.issue(user, sid, TokenType::Refresh, now)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.access_ttl,
+            expires_at: access.exp.max(refresh.exp),
+        })
+    }
+
+    /// The row and tokens of a new session of `user`, started at `now`.
+    pub fn new_session(
+        &self,
+        user: Uuid,
+        user_agent: Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(NewSession, TokenPair), jsonwebtoken::errors::Error> {
+        let sid = Uuid::new_v4();
+        let pair = self.pair(user, sid, now.timestamp())?;
+        let session = NewSession {
+            id: sid,
+            user_agent,
+            now,
+            expires_at: pair.expires_at,
+        };
+        Ok((session, pair))
     }
 
     /// Checks signature, algorithm and expiry, then that the token is of type `expected`.

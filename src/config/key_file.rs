@@ -1,35 +1,10 @@
-//! The HS256 key: a type that never shows itself, and the key file that is
-//! created once (atomically, mode 0600) and reused.
+//! The key file: created once (atomically, mode 0600) and reused.
 
-use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
 use super::ConfigError;
-
-/// A key that never shows itself in `Debug` or a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub const MIN_LEN: usize = 32;
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value.into_bytes())
-    }
-}
+use crate::secret::Secret;
 
 /// Reads the key file, or creates it with a random 256-bit key (hex, mode 0600).
 /// Creation is atomic and never overwrites: two servers starting at once agree on one key.
@@ -76,7 +51,7 @@ pub(super) fn load_or_create_secret(path: &Path) -> Result<Secret, ConfigError> 
     match linked {
         Ok(()) => {
             tracing::info!(path = %path.display(), "created a new JWT key");
-            Ok(Secret(hex.into_bytes()))
+            Ok(Secret::from(hex.into_bytes()))
         }
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             let content = std::fs::read_to_string(path).map_err(|err| fail("cannot read", err))?;
@@ -105,7 +80,7 @@ fn secret_from_file(path: &Path, content: &str) -> Result<Secret, ConfigError> {
             tracing::warn!(path = %path.display(), "the JWT key file is readable by other users; chmod 600 it");
         }
     }
-    Ok(Secret(key.as_bytes().to_vec()))
+    Ok(Secret::from(key.as_bytes().to_vec()))
 }
 
 #[cfg(test)]

@@ -1,17 +1,17 @@
 //! Typed settings: every one an environment variable and an equal flag,
 //! validated once at start-up.
 
-mod secret;
+mod key_file;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
-pub use secret::Secret;
-use secret::load_or_create_secret;
+use key_file::load_or_create_secret;
+
+use crate::secret::Secret;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::store::PoolSettings;
 
 #[derive(Debug, Parser)]
 #[command(name = "authgraph", version, about = "GraphQL authentication API")]
@@ -116,6 +116,33 @@ pub struct Settings {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// How the pool is sized and how long it waits: `DATABASE_MAX_CONNECTIONS`,
+/// `DATABASE_CONNECT_TIMEOUT` and `DATABASE_STATEMENT_TIMEOUT`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    /// Most open connections; `None` picks the backend's default.
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl PoolSettings {
+    /// `DATABASE_CONNECT_TIMEOUT`'s default, seconds.
+    pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
+    /// `DATABASE_STATEMENT_TIMEOUT`'s default, seconds.
+    pub const DEFAULT_STATEMENT_TIMEOUT: u64 = 10;
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            connect_timeout: Duration::from_secs(Self::DEFAULT_CONNECT_TIMEOUT),
+            statement_timeout: Duration::from_secs(Self::DEFAULT_STATEMENT_TIMEOUT),
+        }
+    }
 }
 
 /// Ten years: long enough for anyone, short enough that `now + ttl` never overflows.

@@ -3,9 +3,8 @@
 use async_graphql::{Context, InputObject, Object};
 use uuid::Uuid;
 
-use super::tokens::{new_session, now, rate_limit};
+use super::context::{Authenticated, ContextExt};
 use super::types::{AuthPayload, User};
-use crate::auth::guard::{Authenticated, ContextExt};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::store::{CreateUserError, NewUser};
@@ -51,7 +50,7 @@ impl AccountMutation {
     /// `BAD_USER_INPUT` (with `field`) for input that breaks a rule, `CONFLICT`
     /// (with `field`) when the username or email is taken.
     async fn signup(&self, ctx: &Context<'_>, input: SignupInput) -> Result<AuthPayload, AppError> {
-        rate_limit(ctx)?;
+        ctx.rate_limit()?;
         let username = Username::parse(&input.username)?;
         let email = Email::parse(&input.email)?;
         let password = Password::parse(&input.password, "password")?;
@@ -63,8 +62,11 @@ impl AccountMutation {
             .map_err(AppError::internal)?;
         // UUIDv7: random, but ordered by creation, which gives `users` a stable order.
         let user_id = Uuid::now_v7();
-        let now = now();
-        let (session, payload) = new_session(ctx, user_id, now)?;
+        let now = state.clock.now();
+        let (session, pair) = state
+            .tokens
+            .new_session(user_id, ctx.meta().user_agent.clone(), now)
+            .map_err(AppError::internal)?;
         let user = state
             .store
             .create_user(
@@ -82,14 +84,14 @@ impl AccountMutation {
                 CreateUserError::Db(err) => err.into(),
             })?;
         state.metrics.signups.inc();
-        Ok(payload.with_user(user.into()))
+        Ok(AuthPayload::new(pair, user.into()))
     }
 
     /// Starts a session. `username` may be the username (any case) or the email.
     /// One `INVALID_CREDENTIALS` error, in about the same time, whether or not
     /// the account exists.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, AppError> {
-        rate_limit(ctx)?;
+        ctx.rate_limit()?;
         let state = ctx.state();
         // Nothing that long can match a stored account, so it is not looked up;
         // the dummy verification below keeps the timing the same.
@@ -115,7 +117,10 @@ impl AccountMutation {
         let Some(user) = user.filter(|_| verified) else {
             return failed();
         };
-        let (session, payload) = new_session(ctx, user.id, now())?;
+        let (session, pair) = state
+            .tokens
+            .new_session(user.id, ctx.meta().user_agent.clone(), state.clock.now())
+            .map_err(AppError::internal)?;
         // The password may have changed since it was read: then this one is
         // no longer the user's, and no session starts.
         if !state
@@ -126,6 +131,6 @@ impl AccountMutation {
             return failed();
         }
         state.metrics.logins.with_label_values(&["ok"]).inc();
-        Ok(payload.with_user(user.into()))
+        Ok(AuthPayload::new(pair, user.into()))
     }
 }

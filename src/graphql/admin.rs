@@ -5,8 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use super::context::{AdminOnly, ContextExt};
 use super::types::{Role, User};
-use crate::auth::guard::{AdminOnly, ContextExt};
 use crate::domain::InvalidInput;
 use crate::error::AppError;
 use crate::store::SetRoleError;

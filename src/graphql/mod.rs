@@ -3,6 +3,7 @@
 mod account;
 mod admin;
 mod codes;
+mod context;
 mod limits;
 mod parse_cache;
 mod sessions;
@@ -11,6 +12,8 @@ mod tokens;
 mod types;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+pub use context::RequestMeta;
 
 use crate::state::AppState;
 

@@ -5,11 +5,11 @@ use chrono::{TimeZone, Utc};
 use entity::session;
 use uuid::Uuid;
 
-use super::tokens::{now, rate_limit};
+use super::context::{Authenticated, ContextExt};
 use super::types::DateTime;
-use crate::auth::guard::{Authenticated, ContextExt};
+use crate::auth::AuthFailure;
 use crate::domain::Password;
-use crate::error::{AppError, AuthFailure};
+use crate::error::AppError;
 
 /// A login and the refreshes that followed it.
 pub struct Session {
@@ -66,7 +66,7 @@ impl SessionQuery {
         let sessions = ctx
             .state()
             .store
-            .live_sessions(requester.user.id, now().timestamp())
+            .live_sessions(requester.user.id, ctx.state().clock.now().timestamp())
             .await?;
         Ok(sessions
             .into_iter()
@@ -95,7 +95,7 @@ impl SessionMutation {
     ) -> Result<bool, AppError> {
         // A password check: counted like a login, so a stolen access token
         // can't be used to guess the password.
-        rate_limit(ctx)?;
+        ctx.rate_limit()?;
         let requester = ctx.requester().await?;
         let new_password = Password::parse(&new_password, "newPassword")?;
         let state = ctx.state();
@@ -126,7 +126,7 @@ impl SessionMutation {
                 &stored,
                 hash,
                 requester.claims.sid,
-                now().timestamp(),
+                ctx.state().clock.now().timestamp(),
             )
             .await?
             .ok_or(AppError::InvalidCredentials)?;
@@ -141,7 +141,7 @@ impl SessionMutation {
         let ended = ctx
             .state()
             .store
-            .end_sessions_of(requester.user.id, None, now().timestamp())
+            .end_sessions_of(requester.user.id, None, ctx.state().clock.now().timestamp())
             .await?;
         ctx.state().metrics.revocations.inc_by(ended);
         ctx.forget_requester().await;
@@ -154,14 +154,14 @@ impl SessionMutation {
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool, AppError> {
         let requester = ctx.requester().await?;
         let store = &ctx.state().store;
-        let now = now().timestamp();
+        let now = ctx.state().clock.now().timestamp();
         let Ok(sid) = Uuid::parse_str(&id) else {
             return Err(AppError::Forbidden);
         };
         if !store.owns_live_session(requester.user.id, sid, now).await? {
             return Err(AppError::Forbidden);
         }
-        store.end_session(sid, now).await?;
+        store.end_session(sid, now, now).await?;
         ctx.state().metrics.revocations.inc();
         if sid == requester.claims.sid {
             ctx.forget_requester().await;

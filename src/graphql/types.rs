@@ -5,6 +5,8 @@ use async_graphql::{Enum, ID, Object, SimpleObject};
 use chrono::Utc;
 use entity::user;
 
+use crate::auth::jwt::TokenPair;
+
 /// What a user may do.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Role {
@@ -76,6 +78,19 @@ pub struct AuthPayload {
     pub expires_in: i32,
     /// The account the tokens belong to.
     pub user: User,
+}
+
+impl AuthPayload {
+    /// The payload handing out `pair`, once the store has agreed to it.
+    pub fn new(pair: TokenPair, user: user::Profile) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer",
+            expires_in: i32::try_from(pair.expires_in).unwrap_or(i32::MAX),
+            user: User(user),
+        }
+    }
 }
 
 /// What `verifyToken` found out about a token.

@@ -1,37 +1,12 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+
+use crate::config::PoolSettings;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
     TransactionTrait,
 };
-
-/// How the pool is sized and how long it waits: `DATABASE_MAX_CONNECTIONS`,
-/// `DATABASE_CONNECT_TIMEOUT` and `DATABASE_STATEMENT_TIMEOUT`.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    /// Most open connections; `None` picks the backend's default.
-    pub max_connections: Option<u32>,
-    pub connect_timeout: Duration,
-    pub statement_timeout: Duration,
-}
-
-impl PoolSettings {
-    /// `DATABASE_CONNECT_TIMEOUT`'s default, seconds.
-    pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
-    /// `DATABASE_STATEMENT_TIMEOUT`'s default, seconds.
-    pub const DEFAULT_STATEMENT_TIMEOUT: u64 = 10;
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: None,
-            connect_timeout: Duration::from_secs(Self::DEFAULT_CONNECT_TIMEOUT),
-            statement_timeout: Duration::from_secs(Self::DEFAULT_STATEMENT_TIMEOUT),
-        }
-    }
-}
 
 /// A pooled PostgreSQL connection idle this long is pinged before use. Busy
 /// connections skip the ping (one round trip fewer per query under load);

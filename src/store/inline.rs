@@ -31,7 +31,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::auth::jwt::Claims;
+use super::TokenRef;
 
 /// Reader connections kept for reuse; more are opened when threads read at once.
 const MAX_IDLE: usize = 8;
@@ -217,7 +217,7 @@ impl InlineSqlite {
     /// exactly one rotation through), then move the session on.
     pub(super) fn rotate(
         &self,
-        old: &Claims,
+        old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> rusqlite::Result<Marked> {
@@ -295,7 +295,7 @@ impl InlineSqlite {
 
 fn rotate_in(
     conn: &mut Connection,
-    old: &Claims,
+    old: &TokenRef,
     now: DateTime<Utc>,
     new_expires_at: i64,
 ) -> rusqlite::Result<Marked> {
@@ -304,7 +304,7 @@ fn rotate_in(
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let user = txn
         .prepare_cached(USER_UNLESS_REVOKED)?
-        .query_row((old.sub, old.sid, old.jti), user_from_row)
+        .query_row((old.user, old.sid, old.jti), user_from_row)
         .optional()?;
     let Some(user) = user else {
         return Ok(Marked::NotLive);
@@ -373,8 +373,8 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
+    use super::super::TokenRef;
     use super::{Marked, is_busy};
-    use crate::auth::jwt::{Claims, TokenType};
     use crate::domain::{Email, Username};
     use entity::user;
     use uuid::Uuid;
@@ -425,16 +425,14 @@ mod tests {
         let (bob, bob_sid) = user(&inline, "bob").await;
         inline.set_role(bob.id, user::Role::Admin).await.unwrap();
         let (jti, revoked_jti) = (Uuid::new_v4(), Uuid::new_v4());
-        inline.end_session(bob_sid, 0).await.unwrap();
+        inline.end_session(bob_sid, 0, 0).await.unwrap();
         let marked = inline
             .rotate(
-                &crate::auth::jwt::Claims {
-                    sub: alice.id,
+                &TokenRef {
+                    user: alice.id,
                     sid: alice_sid,
-                    iat: 0,
                     exp: Utc::now().timestamp() + 60,
                     jti: revoked_jti,
-                    typ: crate::auth::jwt::TokenType::Refresh,
                 },
                 Utc::now(),
                 Utc::now().timestamp() + 60,
@@ -486,7 +484,7 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        pooled.end_session(sid, 0).await.unwrap();
+        pooled.end_session(sid, 0, 0).await.unwrap();
         assert!(
             inline
                 .user_unless_revoked(alice.id, sid, jti)
@@ -505,14 +503,12 @@ mod tests {
         assert!(Store::open(db).await.unwrap().inline.is_none());
     }
 
-    fn refresh_claims(user: &user::Model, sid: Uuid) -> Claims {
-        Claims {
-            sub: user.id,
+    fn refresh_claims(user: &user::Model, sid: Uuid) -> TokenRef {
+        TokenRef {
+            user: user.id,
             sid,
-            iat: 0,
             exp: Utc::now().timestamp() + 60,
             jti: Uuid::new_v4(),
-            typ: TokenType::Refresh,
         }
     }
 
@@ -670,7 +666,6 @@ mod tests {
 
         let rotation = tokio::spawn({
             let inline = inline.clone();
-            let old = old.clone();
             async move { inline.rotate(&old, Utc::now(), 0).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

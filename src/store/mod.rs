@@ -7,15 +7,28 @@ mod revocations;
 mod users;
 
 pub use accounts::SetRoleError;
-pub use connect::{PoolSettings, connect, migrate};
+pub use connect::{connect, migrate};
 pub use revocations::Rotation;
 pub use users::{CreateUserError, NewSession, NewUser};
 
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use uuid::Uuid;
 
 use inline::InlineSqlite;
+
+/// What the store needs to know of a presented token: whose it is, its
+/// session, its own id and when it expires. (The token's other claims are
+/// the token code's.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRef {
+    pub user: Uuid,
+    pub sid: Uuid,
+    pub jti: Uuid,
+    /// Unix seconds.
+    pub exp: i64,
+}
 
 #[derive(Clone)]
 pub struct Store {

@@ -5,8 +5,8 @@ use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr, Transac
 use uuid::Uuid;
 
 use super::Store;
+use super::TokenRef;
 use super::inline::Marked;
-use crate::auth::jwt::Claims;
 
 /// How long a checkpoint waits for SQLite's other users, and a rotation for
 /// a checkpoint.
@@ -38,7 +38,7 @@ impl Store {
     /// pool only when SQLite is busy.
     pub async fn rotate(
         &self,
-        old: &Claims,
+        old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
     ) -> Result<Rotation, DbErr> {
@@ -59,16 +59,16 @@ impl Store {
                 }
                 return Ok(Rotation::Rotated(*user));
             }
-            Some(Marked::NotLive) => return self.why_not(old).await,
+            Some(Marked::NotLive) => return self.why_not(old, now).await,
             Some(Marked::AlreadyUsed) => {
-                self.end_session(old.sid, old.exp).await?;
+                self.end_session(old.sid, old.exp, now.timestamp()).await?;
                 return Ok(Rotation::Reused);
             }
             Some(Marked::SessionEnded) => return Ok(Rotation::Revoked),
             None => {}
         }
-        let Some(user) = self.user_unless_revoked(old.sub, old.sid, old.jti).await? else {
-            return self.why_not(old).await;
+        let Some(user) = self.user_unless_revoked(old.user, old.sid, old.jti).await? else {
+            return self.why_not(old, now).await;
         };
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
@@ -83,7 +83,7 @@ impl Store {
             txn.rollback().await?;
             return match err.sql_err() {
                 Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    self.end_session(old.sid, old.exp).await?;
+                    self.end_session(old.sid, old.exp, now.timestamp()).await?;
                     Ok(Rotation::Reused)
                 }
                 _ => Err(err),
@@ -125,31 +125,28 @@ impl Store {
     }
 
     /// Why a refresh token's user row did not come back: used, ended or unknown.
-    async fn why_not(&self, old: &Claims) -> Result<Rotation, DbErr> {
+    async fn why_not(&self, old: &TokenRef, now: DateTime<Utc>) -> Result<Rotation, DbErr> {
         let rows = self.revocations_of(old.sid, old.jti).await?;
         if rows.iter().any(|r| r.id == old.sid) {
             Ok(Rotation::Revoked)
         } else if rows.iter().any(|r| r.id == old.jti) {
-            self.end_session(old.sid, old.exp).await?;
+            self.end_session(old.sid, old.exp, now.timestamp()).await?;
             Ok(Rotation::Reused)
         } else {
             Ok(Rotation::UnknownUser)
         }
     }
 
-    /// Ends session `sid`: every token carrying it is refused from now on.
-    /// Ending an ended session is a no-op. `token_exp` is the expiry of the token
-    /// that asked, a floor in case the session row is gone.
-    pub async fn end_session(&self, sid: Uuid, token_exp: i64) -> Result<(), DbErr> {
-        let session_exp = self
-            .unique(session::Entity::find_by_id(sid))
-            .await?
-            .map_or(token_exp, |s| s.expires_at);
+    /// Ends session `sid` at `now`: every token carrying it is refused from
+    /// now on. Ending an ended session is a no-op. `token_exp` is the expiry
+    /// of the token that asked; the row outlives it as long as the session
+    /// row lives (see [`Store::prune`]), so nothing needs reading first.
+    pub async fn end_session(&self, sid: Uuid, token_exp: i64, now: i64) -> Result<(), DbErr> {
         revocation::Entity::insert(revocation::ActiveModel {
             id: Set(sid),
             kind: Set(revocation::Kind::Session),
-            revoked_at: Set(Utc::now().timestamp()),
-            expires_at: Set(Ord::max(session_exp, token_exp)),
+            revoked_at: Set(now),
+            expires_at: Set(token_exp),
         })
         .on_conflict(
             OnConflict::column(revocation::Column::Id)
@@ -214,7 +211,6 @@ mod tests {
     use sea_orm::{EntityTrait, PaginatorTrait};
 
     use super::*;
-    use crate::auth::jwt::TokenType;
 
     async fn store() -> Store {
         let db = crate::store::connect("sqlite::memory:", Default::default())
@@ -224,14 +220,12 @@ mod tests {
         Store::open(db).await.unwrap()
     }
 
-    fn claims(exp: i64) -> Claims {
-        Claims {
-            sub: Uuid::new_v4(),
+    fn claims(exp: i64) -> TokenRef {
+        TokenRef {
+            user: Uuid::new_v4(),
             sid: Uuid::new_v4(),
-            iat: exp - 10,
             exp,
             jti: Uuid::new_v4(),
-            typ: TokenType::Refresh,
         }
     }
 
@@ -240,8 +234,11 @@ mod tests {
         let store = store().await;
         let expired = claims(1_000);
         let live = claims(5_000);
-        store.end_session(expired.sid, expired.exp).await.unwrap();
-        store.end_session(live.sid, live.exp).await.unwrap();
+        store
+            .end_session(expired.sid, expired.exp, 0)
+            .await
+            .unwrap();
+        store.end_session(live.sid, live.exp, 0).await.unwrap();
         assert!(store.is_revoked(expired.sid, expired.jti).await.unwrap());
 
         let deleted = store.prune(2_000).await.unwrap();
@@ -280,7 +277,7 @@ mod tests {
             )
             .await
             .unwrap();
-        store.end_session(sid, 5_000).await.unwrap();
+        store.end_session(sid, 5_000, 0).await.unwrap();
         // A refresh that committed between the end's read and its insert.
         let mut session = session::Entity::find_by_id(sid)
             .one(store.connection())
@@ -309,8 +306,8 @@ mod tests {
     async fn ending_a_session_twice_is_a_no_op() {
         let store = store().await;
         let c = claims(5_000);
-        store.end_session(c.sid, c.exp).await.unwrap();
-        store.end_session(c.sid, c.exp).await.unwrap();
+        store.end_session(c.sid, c.exp, 0).await.unwrap();
+        store.end_session(c.sid, c.exp, 0).await.unwrap();
         let rows = revocation::Entity::find()
             .count(store.connection())
             .await

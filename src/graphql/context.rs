@@ -1,0 +1,120 @@
+//! What resolvers ask of their context: the shared state, the request's
+//! meta, the authenticated caller (once per operation), the rate limit and
+//! the clock; and the guards protected fields carry.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_graphql::{Context, Guard};
+use entity::user;
+use tokio::sync::Mutex;
+
+use crate::auth::AuthFailure;
+use crate::auth::bearer::{AuthError, Credentials, Requester, authenticate};
+use crate::error::AppError;
+use crate::state::AppState;
+
+type Outcome = Result<Arc<Requester>, AuthFailure>;
+
+/// Per-operation data the HTTP handler puts into the GraphQL context.
+pub struct RequestMeta {
+    pub credentials: Credentials,
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The authentication result, computed on first use.
+    outcome: Mutex<Option<Outcome>>,
+}
+
+impl RequestMeta {
+    pub fn new(
+        credentials: Credentials,
+        client_ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    ) -> Self {
+        Self {
+            credentials,
+            client_ip,
+            user_agent,
+            outcome: Mutex::new(None),
+        }
+    }
+}
+
+pub(crate) trait ContextExt {
+    fn state(&self) -> &AppState;
+    fn meta(&self) -> &RequestMeta;
+    /// The caller, authenticated on first use (token decoded, blacklist and
+    /// user row read in one round trip), then remembered for the operation.
+    async fn requester(&self) -> Result<Arc<Requester>, AppError>;
+    /// Forgets the remembered caller: after a revocation the next field checks again.
+    async fn forget_requester(&self);
+    /// Counts one password-checking attempt against the caller's IP.
+    fn rate_limit(&self) -> Result<(), AppError>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<Arc<AppState>>()
+    }
+
+    fn meta(&self) -> &RequestMeta {
+        self.data_unchecked::<RequestMeta>()
+    }
+
+    async fn requester(&self) -> Result<Arc<Requester>, AppError> {
+        let meta = self.meta();
+        let mut slot = meta.outcome.lock().await;
+        if let Some(outcome) = slot.as_ref() {
+            return outcome.clone().map_err(AppError::from);
+        }
+        let state = self.state();
+        let outcome = match authenticate(&state.tokens, &state.store, &meta.credentials).await {
+            Ok(requester) => Ok(Arc::new(requester)),
+            Err(AuthError::Refused(reason)) => Err(reason),
+            // Not remembered: a database hiccup should not stick to the operation.
+            Err(other) => return Err(other.into()),
+        };
+        *slot = Some(outcome.clone());
+        outcome.map_err(AppError::from)
+    }
+
+    async fn forget_requester(&self) {
+        *self.meta().outcome.lock().await = None;
+    }
+
+    fn rate_limit(&self) -> Result<(), AppError> {
+        let state = self.state();
+        state
+            .limiter
+            .check(self.meta().client_ip)
+            .map_err(|retry_after| {
+                state.metrics.rate_limited.inc();
+                AppError::TooManyRequests { retry_after }
+            })
+    }
+}
+
+/// Guard for fields that need an access token.
+pub struct Authenticated;
+
+impl Guard for Authenticated {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        ctx.requester().await.map(|_| ()).map_err(Into::into)
+    }
+}
+
+/// Guard for fields only an ADMIN may use: `FORBIDDEN` for anyone else. The
+/// role comes from the user row read with the token check, so a role change
+/// takes effect on the next request.
+pub struct AdminOnly;
+
+impl Guard for AdminOnly {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let requester = ctx.requester().await?;
+        if requester.user.role == user::Role::Admin {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden.into())
+        }
+    }
+}
