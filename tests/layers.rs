@@ -41,11 +41,27 @@ fn modules() -> BTreeMap<Module, String> {
                 }
                 _ => {}
             }
-            let text = std::fs::read_to_string(&path).unwrap();
-            // Tests may reach anywhere.
-            let text = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
-            found.insert(module, text);
+            found.insert(module, std::fs::read_to_string(&path).unwrap());
         }
+    }
+    // Tests may reach anywhere: drop what follows `#[cfg(test)]` in a file,
+    // and the files of modules declared under it (`#[cfg(test)] mod tests;`).
+    let test_only: Vec<Module> = found
+        .iter()
+        .flat_map(|(module, text)| {
+            text.split("#[cfg(test)]").skip(1).filter_map(move |after| {
+                let name = after.trim_start().strip_prefix("mod ")?.split(';').next()?;
+                let mut child = module.clone();
+                child.push(name.trim().to_owned());
+                Some(child)
+            })
+        })
+        .collect();
+    for module in test_only {
+        found.remove(&module);
+    }
+    for text in found.values_mut() {
+        *text = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
     }
     found
 }

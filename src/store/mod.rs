@@ -1,22 +1,24 @@
-//! Everything authgraph asks of the database, on SeaORM, for SQLite and PostgreSQL alike.
+//! Everything authgraph asks of the database, on SeaORM, for SQLite and
+//! PostgreSQL alike, split by what is asked: user rows (`users`), sessions
+//! (`sessions`), and the token ledger, the blacklist and the hot path over
+//! it (`ledger`).
 
-mod accounts;
 mod connect;
-mod inline;
-mod revocations;
+mod ledger;
+mod sessions;
 mod users;
 
-pub use accounts::SetRoleError;
 pub use connect::{connect, migrate};
-pub use revocations::Rotation;
-pub use users::{CreateUserError, NewSession, NewUser};
+pub use ledger::Rotation;
+pub use sessions::NewSession;
+pub use users::{CreateUserError, NewUser, SetRoleError};
 
-use std::sync::Arc;
-
-use sea_orm::DatabaseConnection;
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
-use inline::InlineSqlite;
+use ledger::TokenLedger;
 
 /// What the store needs to know of a presented token: whose it is, its
 /// session, its own id and when it expires. (The token's other claims are
@@ -33,22 +35,22 @@ pub struct TokenRef {
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    /// On a SQLite file: the hot path, run on the calling thread.
-    inline: Option<Arc<InlineSqlite>>,
+    ledger: TokenLedger,
 }
 
 impl Store {
-    /// The store on `db`. On a SQLite file the guard's reads and a refresh's
-    /// write run in place, on connections of their own (see `inline.rs`);
-    /// everything else, and everything on PostgreSQL, goes through the pool.
-    pub async fn open(db: DatabaseConnection) -> Result<Self, sea_orm::DbErr> {
-        let inline = InlineSqlite::open(&db).await?.map(Arc::new);
-        Ok(Self { db, inline })
+    /// The store on `db`. On a SQLite file the token ledger runs in place,
+    /// on connections of its own (see `ledger`); everything else, and
+    /// everything on PostgreSQL, goes through the pool.
+    pub async fn open(db: DatabaseConnection) -> Result<Self, DbErr> {
+        let ledger = TokenLedger::open(&db).await?;
+        Ok(Self { db, ledger })
     }
 
-    /// The store on `db` with every read through the pool (for comparisons).
+    /// The store on `db` with the ledger on the pool too (for comparisons).
     pub fn pooled_only(db: DatabaseConnection) -> Self {
-        Self { db, inline: None }
+        let ledger = TokenLedger::pool_only(&db);
+        Self { db, ledger }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -61,47 +63,59 @@ impl Store {
     pub(crate) async fn unique<E: sea_orm::EntityTrait>(
         &self,
         query: sea_orm::Select<E>,
-    ) -> Result<Option<E::Model>, sea_orm::DbErr> {
+    ) -> Result<Option<E::Model>, DbErr> {
         unique(&self.db, query).await
     }
 
     /// Does the database answer?
-    pub async fn ping(&self) -> Result<(), sea_orm::DbErr> {
+    pub async fn ping(&self) -> Result<(), DbErr> {
         self.db.ping().await
     }
 
     /// `SELECT 1` by the path the guard's reads take: the round trip every
     /// protected request pays at least. For benchmarks.
-    pub async fn round_trip(&self) -> Result<(), sea_orm::DbErr> {
-        use sea_orm::ConnectionTrait;
-        if let Some(inline) = &self.inline {
-            return inline
-                .round_trip()
-                .map(|_| ())
-                .map_err(|err| sea_orm::DbErr::Custom(err.to_string()));
-        }
-        let backend = self.db.get_database_backend();
-        self.db
-            .query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
-            .await
-            .map(|_| ())
+    pub async fn round_trip(&self) -> Result<(), DbErr> {
+        self.ledger.round_trip(&self.db).await
     }
 
-    /// Runs `work` in place when the store can; `None` sends the caller to
-    /// the pool (not a SQLite file, or SQLite was busy or failed).
-    fn in_place<T>(&self, work: impl FnOnce(&InlineSqlite) -> rusqlite::Result<T>) -> Option<T> {
-        let inline = self.inline.as_deref()?;
-        match work(inline) {
-            Ok(value) => Some(value),
-            Err(err) if inline::is_busy(&err) => {
-                tracing::debug!("SQLite busy in place; going through the pool");
-                None
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "SQLite failed in place; going through the pool");
-                None
-            }
-        }
+    /// The user of a token, in one round trip: `None` when the user is gone or
+    /// the token's `jti` or `sid` is revoked. No password hash is read.
+    pub async fn user_unless_revoked(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<user::Profile>, DbErr> {
+        self.ledger.user_unless_revoked(user_id, sid, jti).await
+    }
+
+    /// Is a token with this `sid` and `jti` revoked?
+    pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
+        self.ledger.is_revoked(sid, jti).await
+    }
+
+    /// Revokes the presented refresh token and moves its session on, or
+    /// says why not (a reused token ends its session).
+    pub async fn rotate(
+        &self,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<Rotation, DbErr> {
+        self.ledger.rotate(old, now, new_expires_at).await
+    }
+
+    /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a
+    /// session ends). `token_exp`: the expiry of the token that asked.
+    pub async fn end_session(&self, sid: Uuid, token_exp: i64, now: i64) -> Result<(), DbErr> {
+        self.ledger.end_session(sid, token_exp, now).await
+    }
+
+    /// Deletes revocations and sessions whose every token expired before
+    /// `cutoff`; an ended session's revocation stays while its session row
+    /// does. Returns rows deleted.
+    pub async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
+        self.ledger.prune(cutoff).await
     }
 }
 
@@ -109,6 +123,6 @@ impl Store {
 pub(crate) async fn unique<E: sea_orm::EntityTrait>(
     db: &impl sea_orm::ConnectionTrait,
     query: sea_orm::Select<E>,
-) -> Result<Option<E::Model>, sea_orm::DbErr> {
+) -> Result<Option<E::Model>, DbErr> {
     Ok(query.all(db).await?.into_iter().next())
 }

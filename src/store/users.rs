@@ -1,13 +1,16 @@
-use chrono::{DateTime, Utc};
+//! User rows: accounts, credentials, the user list and roles.
+
 use entity::{session, user};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::Store;
+use super::ledger::end_sessions;
+use super::sessions::{NewSession, insert_session, live_sessions_of};
 use crate::domain::{Email, Username};
 
 pub struct NewUser {
@@ -17,19 +20,20 @@ pub struct NewUser {
     pub password_hash: String,
 }
 
-/// The session row written when a login (or signup) starts a session.
-pub struct NewSession {
-    pub id: Uuid,
-    pub user_agent: Option<String>,
-    pub now: DateTime<Utc>,
-    /// Unix seconds when its newest token expires.
-    pub expires_at: i64,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
     #[error("{0} taken")]
     Taken(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetRoleError {
+    #[error("the last admin can't be demoted")]
+    LastAdmin,
+    #[error("no such user")]
+    UnknownUser,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -88,52 +92,6 @@ impl Store {
         self.unique(user::Entity::find().filter(filter)).await
     }
 
-    /// Starts a session for a login that verified `user`'s password against
-    /// `verified_hash`, only if that is still the user's hash: a login racing
-    /// a password change either starts before the change (and the change
-    /// ends it) or starts nothing. One statement, so it can't interleave: on
-    /// SQLite it takes the write lock, and on PostgreSQL it locks the user
-    /// row (`FOR SHARE`), waiting for a change under way and checking the
-    /// hash again once that commits. False when the hash changed.
-    pub async fn start_session(
-        &self,
-        user_id: Uuid,
-        verified_hash: &str,
-        new: NewSession,
-    ) -> Result<bool, DbErr> {
-        let mut source = Query::select();
-        source
-            .exprs([
-                Expr::val(new.id),
-                Expr::val(user_id),
-                Expr::val(new.now),
-                Expr::val(new.now),
-                Expr::val(new.expires_at),
-                Expr::val(new.user_agent),
-            ])
-            .from(user::Entity)
-            .and_where(user::Column::Id.eq(user_id))
-            .and_where(user::Column::PasswordHash.eq(verified_hash));
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            source.lock_shared();
-        }
-        let insert = Query::insert()
-            .into_table(session::Entity)
-            .columns([
-                session::Column::Id,
-                session::Column::UserId,
-                session::Column::CreatedAt,
-                session::Column::LastUsedAt,
-                session::Column::ExpiresAt,
-                session::Column::UserAgent,
-            ])
-            .select_from(source)
-            .map_err(|err| DbErr::Custom(err.to_string()))?
-            .to_owned();
-        let inserted = self.db.execute(&insert).await?;
-        Ok(inserted.rows_affected() == 1)
-    }
-
     /// The stored password hash of `user_id`, for a field that checks the password.
     pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>, DbErr> {
         Ok(self
@@ -142,75 +100,103 @@ impl Store {
             .map(|user| user.password_hash))
     }
 
-    /// The user of a token, in one round trip: `None` when the user is gone or
-    /// the token's `jti` or `sid` is revoked. No password hash is read.
-    pub async fn user_unless_revoked(
+    /// Replaces the password hash `verified` (the one the current password
+    /// was checked against) with `hash` and ends every other live session, in
+    /// one transaction. `None`, and nothing changed, when the stored hash is
+    /// no longer `verified` (another change won). Else how many sessions ended.
+    ///
+    /// The update comes first: it takes the user row's lock (PostgreSQL) or
+    /// the write lock (SQLite), so a login racing it either committed its
+    /// session before, and is ended here, or checks the new hash after
+    /// (see [`Store::start_session`]).
+    pub async fn change_password(
         &self,
         user_id: Uuid,
-        sid: Uuid,
-        jti: Uuid,
-    ) -> Result<Option<user::Profile>, DbErr> {
-        if let Some(found) = self.in_place(|r| r.user_unless_revoked(user_id, sid, jti)) {
-            return Ok(found);
+        verified: &str,
+        hash: String,
+        keep: Uuid,
+        now: i64,
+    ) -> Result<Option<u64>, DbErr> {
+        let txn = self.db.begin().await?;
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash))
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::PasswordHash.eq(verified))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
         }
-        Ok(user_unless_revoked(user_id, sid, jti)
-            .all(&self.db)
+        let others = live_sessions_of(user_id, now)
+            .filter(session::Column::Id.ne(keep))
+            .all(&txn)
+            .await?;
+        end_sessions(&txn, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
+        txn.commit().await?;
+        Ok(Some(others.len() as u64))
+    }
+
+    /// Users in a stable order (by id: UUIDv7, so oldest first), after `after`.
+    pub async fn users_page(
+        &self,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<user::Profile>, DbErr> {
+        let mut query = user::Entity::find()
+            .order_by_asc(user::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(user::Column::Id.gt(after));
+        }
+        query.into_partial_model().all(&self.db).await
+    }
+
+    pub async fn count_users(&self) -> Result<u64, DbErr> {
+        user::Entity::find().count(&self.db).await
+    }
+
+    pub async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>, DbErr> {
+        self.unique(user::Entity::find_by_id(id)).await
+    }
+
+    /// Gives `user_id` `role`, refusing to leave the service without an admin.
+    /// Concurrent demotions serialise: on PostgreSQL by locking the admin rows
+    /// first, on SQLite because the first statement is a write.
+    pub async fn set_role(
+        &self,
+        user_id: Uuid,
+        role: user::Role,
+    ) -> Result<user::Model, SetRoleError> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            user::Entity::find()
+                .filter(user::Column::Role.eq(user::Role::Admin))
+                .lock_exclusive()
+                .all(&txn)
+                .await?;
+        }
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::Role, Expr::value(role))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Err(SetRoleError::UnknownUser);
+        }
+        let admins = user::Entity::find()
+            .filter(user::Column::Role.eq(user::Role::Admin))
+            .count(&txn)
+            .await?;
+        if admins == 0 {
+            txn.rollback().await?;
+            return Err(SetRoleError::LastAdmin);
+        }
+        let user = super::unique(&txn, user::Entity::find_by_id(user_id))
             .await?
-            .into_iter()
-            .next())
-    }
-}
-
-/// The guard's query on the pool: the user's profile unless a revocation row
-/// names the token's `sid` or `jti`. (Not `.one()`; see [`Store::unique`].)
-fn user_unless_revoked(
-    user_id: Uuid,
-    sid: Uuid,
-    jti: Uuid,
-) -> sea_orm::Selector<sea_orm::SelectModel<user::Profile>> {
-    let revoked = Query::select()
-        .expr(Expr::cust("1"))
-        .from(entity::revocation::Entity)
-        .and_where(entity::revocation::Column::Id.is_in([sid, jti]))
-        .to_owned();
-    user::Entity::find_by_id(user_id)
-        .filter(Expr::exists(revoked).not())
-        .into_partial_model::<user::Profile>()
-}
-
-async fn insert_session(
-    db: &impl sea_orm::ConnectionTrait,
-    user_id: Uuid,
-    new: NewSession,
-) -> Result<(), DbErr> {
-    session::ActiveModel {
-        id: Set(new.id),
-        user_id: Set(user_id),
-        created_at: Set(new.now),
-        last_used_at: Set(new.now),
-        expires_at: Set(new.expires_at),
-        user_agent: Set(new.user_agent),
-    }
-    .insert(db)
-    .await
-    .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::DbBackend;
-
-    use super::*;
-
-    #[test]
-    fn the_guard_s_query_reads_no_password_hash() {
-        let (id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            let sql = user_unless_revoked(id, sid, jti)
-                .into_statement(backend)
-                .to_string();
-            assert!(sql.contains("username"), "{sql}");
-            assert!(!sql.contains("password_hash"), "{sql}");
-        }
+            .ok_or(SetRoleError::UnknownUser)?;
+        txn.commit().await?;
+        Ok(user)
     }
 }

@@ -1,0 +1,154 @@
+//! The token ledger: the blacklist and the hot path over it. The guard's
+//! read, the revocation check and a refresh's rotation run on every
+//! protected request, so they sit behind one seam with two backends, chosen
+//! once when the store opens:
+//!
+//! - [`PoolLedger`]: SeaORM's pool. PostgreSQL, and an in-memory SQLite.
+//! - [`InPlaceLedger`]: a SQLite file, read and written on the calling
+//!   thread; it owns its fallback to the pool when SQLite is busy, and its
+//!   WAL checkpoints.
+//!
+//! Both give the same answers: the parity suite (`tests.rs`) runs every
+//! outcome on each backend.
+
+mod pool;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::{DatabaseConnection, DbErr};
+use uuid::Uuid;
+
+use pool::PoolLedger;
+pub(crate) use pool::end_sessions;
+use sqlite::InPlaceLedger;
+
+use super::TokenRef;
+
+/// What became of a refresh token presented for rotation.
+#[derive(Debug)]
+pub enum Rotation {
+    /// It was live: now it is revoked, and the session's new tokens may be issued.
+    Rotated(user::Profile),
+    /// It had been rotated before: its session has now been ended.
+    Reused,
+    /// Its session had ended.
+    Revoked,
+    /// Its user is gone.
+    UnknownUser,
+}
+
+#[derive(Clone)]
+pub(crate) enum TokenLedger {
+    Pool(PoolLedger),
+    InPlace(Arc<InPlaceLedger>),
+}
+
+impl TokenLedger {
+    /// In place on a SQLite file, else on the pool.
+    pub(crate) async fn open(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        Ok(match InPlaceLedger::open(db).await? {
+            Some(in_place) => Self::InPlace(Arc::new(in_place)),
+            None => Self::pool_only(db),
+        })
+    }
+
+    /// On the pool, whatever the database (for comparisons).
+    pub(crate) fn pool_only(db: &DatabaseConnection) -> Self {
+        Self::Pool(PoolLedger::new(db.clone()))
+    }
+
+    fn pool(&self) -> &PoolLedger {
+        match self {
+            Self::Pool(pool) => pool,
+            Self::InPlace(in_place) => in_place.pool(),
+        }
+    }
+
+    /// The user of a token, in one round trip: `None` when the user is gone
+    /// or the token's `jti` or `sid` is revoked. No password hash is read.
+    pub(crate) async fn user_unless_revoked(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<user::Profile>, DbErr> {
+        match self {
+            Self::Pool(pool) => pool.user_unless_revoked(user_id, sid, jti).await,
+            Self::InPlace(in_place) => in_place.user_unless_revoked(user_id, sid, jti).await,
+        }
+    }
+
+    /// Is a token with this `sid` and `jti` revoked?
+    pub(crate) async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
+        match self {
+            Self::Pool(pool) => pool.is_revoked(sid, jti).await,
+            Self::InPlace(in_place) => in_place.is_revoked(sid, jti).await,
+        }
+    }
+
+    /// Revokes the presented refresh token and moves its session on, or says
+    /// why not: a token used before ends its session (reuse detection).
+    pub(crate) async fn rotate(
+        &self,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<Rotation, DbErr> {
+        match self {
+            Self::Pool(pool) => pool.rotate(old, now, new_expires_at).await,
+            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at).await,
+        }
+    }
+
+    /// Ends session `sid` at `now`: every token carrying it is refused from
+    /// now on. Ending an ended session is a no-op. `token_exp` is the expiry
+    /// of the token that asked: a floor, since the row lives as long as the
+    /// session row does (see [`Self::prune`]), so nothing needs reading first.
+    pub(crate) async fn end_session(
+        &self,
+        sid: Uuid,
+        token_exp: i64,
+        now: i64,
+    ) -> Result<(), DbErr> {
+        self.pool().end_session(sid, token_exp, now).await
+    }
+
+    /// Deletes revocations and sessions whose every token expired before
+    /// `cutoff` (Unix seconds; the caller subtracts the leeway). Returns rows
+    /// deleted.
+    ///
+    /// A session's revocation goes only with its session row, whatever its
+    /// own `expires_at` says: a refresh committing while the session ended
+    /// may have moved the session on (its tokens are refused, but they
+    /// expire later). The session row always holds the expiry of the newest
+    /// token, so while it lives, so does the revocation, and the session can
+    /// never come back.
+    pub(crate) async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
+        self.pool().prune(cutoff).await
+    }
+
+    /// `SELECT 1` by the path the guard's reads take: the round trip every
+    /// protected request pays at least. For benchmarks.
+    pub(crate) async fn round_trip(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        match self {
+            Self::InPlace(in_place) => in_place.round_trip(),
+            Self::Pool(_) => {
+                let backend = db.get_database_backend();
+                db.query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_in_place(&self) -> bool {
+        matches!(self, Self::InPlace(_))
+    }
+}

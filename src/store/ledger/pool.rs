@@ -1,0 +1,221 @@
+//! The token ledger on SeaORM's pool: PostgreSQL's path, and SQLite's when
+//! it can't run in place (an in-memory database, or the file was busy).
+
+use chrono::{DateTime, Utc};
+use entity::{revocation, session, user};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Set, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::Rotation;
+use crate::store::TokenRef;
+
+#[derive(Clone)]
+pub(crate) struct PoolLedger {
+    db: DatabaseConnection,
+}
+
+impl PoolLedger {
+    pub(crate) fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub(crate) async fn user_unless_revoked(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<user::Profile>, DbErr> {
+        Ok(user_unless_revoked(user_id, sid, jti)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    pub(crate) async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
+        Ok(!self.revocations_of(sid, jti).await?.is_empty())
+    }
+
+    /// The ids among `sid` and `jti` that the blacklist holds.
+    async fn revocations_of(&self, sid: Uuid, jti: Uuid) -> Result<Vec<Uuid>, DbErr> {
+        revocation::Entity::find()
+            .select_only()
+            .column(revocation::Column::Id)
+            .filter(revocation::Column::Id.is_in([sid, jti]))
+            .into_tuple()
+            .all(&self.db)
+            .await
+    }
+
+    /// See [`super::TokenLedger::rotate`]. A read first turns away what is
+    /// plainly dead without taking a write lock. The write is one
+    /// transaction whose first statement inserts the token's `jti`:
+    /// concurrent rotations of one token serialise on that primary key and
+    /// exactly one gets through; the session update that follows only
+    /// matches while the session has not ended, so a logout racing the
+    /// refresh wins.
+    pub(crate) async fn rotate(
+        &self,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<Rotation, DbErr> {
+        let Some(user) = self.user_unless_revoked(old.user, old.sid, old.jti).await? else {
+            return self.why_not(old, now).await;
+        };
+        let txn = self.db.begin().await?;
+        let marked = revocation::Entity::insert(revocation::ActiveModel {
+            id: Set(old.jti),
+            kind: Set(revocation::Kind::Token),
+            revoked_at: Set(now.timestamp()),
+            expires_at: Set(old.exp),
+        })
+        .exec_without_returning(&txn)
+        .await;
+        if let Err(err) = marked {
+            txn.rollback().await?;
+            return match err.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    self.end_session(old.sid, old.exp, now.timestamp()).await?;
+                    Ok(Rotation::Reused)
+                }
+                _ => Err(err),
+            };
+        }
+        let ended = Query::select()
+            .expr(Expr::cust("1"))
+            .from(revocation::Entity)
+            .and_where(revocation::Column::Id.eq(old.sid))
+            .to_owned();
+        let moved = session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, now.into())
+            .col_expr(session::Column::ExpiresAt, new_expires_at.into())
+            .filter(session::Column::Id.eq(old.sid))
+            .filter(Expr::exists(ended).not())
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(Rotation::Revoked);
+        }
+        txn.commit().await?;
+        Ok(Rotation::Rotated(user))
+    }
+
+    /// Why a refresh token's user row did not come back: used (which ends
+    /// the session), ended, or its user gone.
+    async fn why_not(&self, old: &TokenRef, now: DateTime<Utc>) -> Result<Rotation, DbErr> {
+        let rows = self.revocations_of(old.sid, old.jti).await?;
+        if rows.contains(&old.sid) {
+            Ok(Rotation::Revoked)
+        } else if rows.contains(&old.jti) {
+            self.end_session(old.sid, old.exp, now.timestamp()).await?;
+            Ok(Rotation::Reused)
+        } else {
+            Ok(Rotation::UnknownUser)
+        }
+    }
+
+    /// See [`super::TokenLedger::end_session`].
+    pub(crate) async fn end_session(
+        &self,
+        sid: Uuid,
+        token_exp: i64,
+        now: i64,
+    ) -> Result<(), DbErr> {
+        end_sessions(&self.db, [(sid, token_exp)], now).await
+    }
+
+    /// See [`super::TokenLedger::prune`].
+    pub(crate) async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
+        let sessions = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        let session_lives = Query::select()
+            .expr(Expr::cust("1"))
+            .from(session::Entity)
+            .and_where(
+                Expr::col((session::Entity, session::Column::Id))
+                    .equals((revocation::Entity, revocation::Column::Id)),
+            )
+            .to_owned();
+        let revocations = revocation::Entity::delete_many()
+            .filter(revocation::Column::ExpiresAt.lt(cutoff))
+            .filter(Expr::exists(session_lives).not())
+            .exec(&self.db)
+            .await?;
+        Ok(revocations.rows_affected + sessions.rows_affected)
+    }
+}
+
+/// Ends sessions in one statement: a revocation row per `(sid, expiry)`,
+/// the expiry a floor (see [`super::TokenLedger::prune`]). Already-ended
+/// ones are skipped. On `db`, which may be a transaction.
+pub(crate) async fn end_sessions(
+    db: &impl ConnectionTrait,
+    sessions: impl IntoIterator<Item = (Uuid, i64)>,
+    now: i64,
+) -> Result<(), DbErr> {
+    let rows: Vec<_> = sessions
+        .into_iter()
+        .map(|(sid, expires_at)| revocation::ActiveModel {
+            id: Set(sid),
+            kind: Set(revocation::Kind::Session),
+            revoked_at: Set(now),
+            expires_at: Set(expires_at),
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    revocation::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::column(revocation::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+/// The guard's query: the user's profile unless a revocation row names the
+/// token's `sid` or `jti`. (Not `.one()`; see `Store::unique`.)
+pub(super) fn user_unless_revoked(
+    user_id: Uuid,
+    sid: Uuid,
+    jti: Uuid,
+) -> sea_orm::Selector<sea_orm::SelectModel<user::Profile>> {
+    let revoked = Query::select()
+        .expr(Expr::cust("1"))
+        .from(revocation::Entity)
+        .and_where(revocation::Column::Id.is_in([sid, jti]))
+        .to_owned();
+    user::Entity::find_by_id(user_id)
+        .filter(Expr::exists(revoked).not())
+        .into_partial_model::<user::Profile>()
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DbBackend;
+
+    use super::*;
+
+    #[test]
+    fn the_guard_s_query_reads_no_password_hash() {
+        let (id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let sql = user_unless_revoked(id, sid, jti)
+                .into_statement(backend)
+                .to_string();
+            assert!(sql.contains("username"), "{sql}");
+            assert!(!sql.contains("password_hash"), "{sql}");
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The token ledger on a SQLite file, run on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a worker thread of its own: every
+//! statement is a message to that thread and a wake-up back, and the pool
+//! pings the connection again as it is returned. For the guard's query that
+//! hand-off costs ten times what SQLite does (see docs/benchmarks): SQLite
+//! answers a primary-key probe in a few microseconds, less than one context
+//! switch. So the reads every protected request makes, and the write of a
+//! refresh, go through connections of their own on the same file, used in
+//! place.
+//!
+//! Nothing is cached: every call reads the tables, so a revocation committed
+//! by any process on the file counts on the next request. Readers are
+//! `query_only`; in WAL mode they neither wait for the writer nor block it.
+//! Nothing here waits for a lock (busy timeout 0): when SQLite answers busy,
+//! the same work goes through the pool ([`PoolLedger`]), which waits its turn
+//! on sqlx's threads. Any other error is an error. The writer never
+//! checkpoints on its own: every [`CHECKPOINT_EVERY`] commits a blocking
+//! thread checkpoints the WAL, so no fsync runs on the runtime's thread.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::{revocation, user};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use sea_orm::{
+    ActiveEnum, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TryGetable,
+};
+use uuid::Uuid;
+
+use super::Rotation;
+use super::pool::PoolLedger;
+use crate::store::TokenRef;
+
+/// Reader connections kept for reuse; more are opened when threads read at once.
+const MAX_IDLE: usize = 8;
+
+/// Commits in place between two checkpoints. A rotation writes a handful of
+/// pages, so this is near SQLite's own default of 1,000 pages.
+const CHECKPOINT_EVERY: u32 = 256;
+
+/// How long a checkpoint waits for SQLite's other users, and a rotation for
+/// a checkpoint.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
+
+const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at \
+     FROM users WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id IN (?2, ?3))";
+
+const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
+
+const REVOCATIONS_OF: &str = "SELECT id FROM revocations WHERE id IN (?1, ?2)";
+
+const MARK_USED: &str =
+    "INSERT INTO revocations (id, kind, revoked_at, expires_at) VALUES (?1, ?2, ?3, ?4)";
+
+const END_SESSION: &str = "INSERT INTO revocations (id, kind, revoked_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING";
+
+const MOVE_SESSION: &str = "UPDATE sessions SET last_used_at = ?1, expires_at = ?2 \
+     WHERE id = ?3 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id = ?3)";
+
+pub(crate) struct InPlaceLedger {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    writer: Mutex<Option<Connection>>,
+    commits: AtomicU32,
+    /// Set while a checkpoint holds the writer; `checkpoint_done` tells when
+    /// it lets go.
+    checkpointing: AtomicBool,
+    checkpoint_done: tokio::sync::Notify,
+    /// Where work goes when SQLite is busy.
+    pool: PoolLedger,
+}
+
+/// What a rotation in place came to, or that it could not run now.
+enum InPlace {
+    Done(Rotation),
+    Busy,
+}
+
+impl InPlaceLedger {
+    /// In-place access to the file behind `db`, or `None` when `db` is not a
+    /// SQLite file (PostgreSQL, or an in-memory database no other connection sees).
+    pub(crate) async fn open(db: &DatabaseConnection) -> Result<Option<Self>, DbErr> {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            ))
+            .await?;
+        let file = match row {
+            Some(row) => String::try_get_by(&row, 0usize).map_err(DbErr::from)?,
+            None => return Ok(None),
+        };
+        if file.is_empty() {
+            return Ok(None);
+        }
+        let ledger = Self {
+            path: PathBuf::from(file),
+            idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
+            commits: AtomicU32::new(0),
+            checkpointing: AtomicBool::new(false),
+            checkpoint_done: tokio::sync::Notify::new(),
+            pool: PoolLedger::new(db.clone()),
+        };
+        // Fail at start, not on the first request, if the file can't be used so.
+        let opened = ledger
+            .connect_reader()
+            .and_then(|reader| Ok((reader, ledger.connect_writer()?)));
+        let (reader, writer) =
+            opened.map_err(|err| failed("cannot open the file in place", &err))?;
+        ledger.give_back(reader);
+        *ledger.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
+        Ok(Some(ledger))
+    }
+
+    pub(crate) fn pool(&self) -> &PoolLedger {
+        &self.pool
+    }
+
+    pub(crate) async fn user_unless_revoked(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        jti: Uuid,
+    ) -> Result<Option<user::Profile>, DbErr> {
+        let read = self.read(|conn| {
+            conn.prepare_cached(USER_UNLESS_REVOKED)?
+                .query_row((user_id, sid, jti), profile_from_row)
+                .optional()
+        });
+        match busy_or(read)? {
+            Some(found) => Ok(found),
+            None => self.pool.user_unless_revoked(user_id, sid, jti).await,
+        }
+    }
+
+    pub(crate) async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
+        let read = self.read(|conn| {
+            conn.prepare_cached(IS_REVOKED)?
+                .query_row((sid, jti), |row| row.get(0))
+        });
+        match busy_or(read)? {
+            Some(revoked) => Ok(revoked),
+            None => self.pool.is_revoked(sid, jti).await,
+        }
+    }
+
+    /// The cheapest statement on this path: what every read here costs at least.
+    pub(crate) fn round_trip(&self) -> Result<(), DbErr> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1")?
+                .query_row((), |row| row.get::<_, i64>(0))
+        })
+        .map(|_| ())
+        .map_err(|err| failed("SELECT 1 in place", &err))
+    }
+
+    /// See [`super::TokenLedger::rotate`]: in place, in one transaction that
+    /// holds the write lock from its first statement. A rotation that meets
+    /// a checkpoint waits for it (at most [`CHECKPOINT_WAIT`]) and tries
+    /// again; one that meets any other writer goes through the pool.
+    pub(crate) async fn rotate(
+        self: &Arc<Self>,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<Rotation, DbErr> {
+        let mut attempt = self.rotate_in_place(old, now, new_expires_at)?;
+        if matches!(attempt, InPlace::Busy) && self.checkpoint_finished(CHECKPOINT_WAIT).await {
+            attempt = self.rotate_in_place(old, now, new_expires_at)?;
+        }
+        match attempt {
+            InPlace::Done(rotation) => Ok(rotation),
+            InPlace::Busy => {
+                tracing::debug!("SQLite busy in place; rotating through the pool");
+                self.pool.rotate(old, now, new_expires_at).await
+            }
+        }
+    }
+
+    fn rotate_in_place(
+        self: &Arc<Self>,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        new_expires_at: i64,
+    ) -> Result<InPlace, DbErr> {
+        // Held by a checkpoint (or a rotation on another thread): don't wait.
+        let mut slot = match self.writer.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(InPlace::Busy),
+        };
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self
+                .connect_writer()
+                .map_err(|err| failed("cannot open the writer", &err))?,
+        };
+        let result = rotate_in(&mut conn, old, now, new_expires_at);
+        // Keep the connection unless it failed in an unexpected way.
+        if result.as_ref().map_or_else(is_busy, |_| true) {
+            *slot = Some(conn);
+        }
+        drop(slot);
+        let (rotation, wrote) = match result {
+            Ok(done) => done,
+            Err(err) if is_busy(&err) => return Ok(InPlace::Busy),
+            Err(err) => return Err(failed("rotation in place", &err)),
+        };
+        if wrote
+            && self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY
+                == CHECKPOINT_EVERY - 1
+        {
+            self.checkpoint_soon();
+        }
+        Ok(InPlace::Done(rotation))
+    }
+
+    /// Checkpoints the WAL on a blocking thread.
+    fn checkpoint_soon(self: &Arc<Self>) {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || match ledger.checkpoint(CHECKPOINT_WAIT) {
+            Ok(()) => {}
+            Err(err) if is_busy(&err) => {
+                tracing::debug!("WAL checkpoint postponed: the database was busy");
+            }
+            Err(err) => tracing::warn!(error = %err, "WAL checkpoint failed"),
+        });
+    }
+
+    /// Copies the WAL into the database file and has the next write start
+    /// the WAL over. Blocking: run it off the runtime. It holds the writer
+    /// meanwhile; rotations wait for it (see [`Self::checkpoint_finished`]).
+    ///
+    /// RESTART, not PASSIVE: under a steady stream of rotations a passive
+    /// checkpoint never finds the WAL still, the WAL never starts over, and
+    /// it grows without end. RESTART waits (up to `wait`) for the writers and
+    /// readers of the moment to finish, and holds new writers back meanwhile.
+    pub(super) fn checkpoint(&self, wait: Duration) -> rusqlite::Result<()> {
+        self.checkpointing.store(true, Ordering::Release);
+        let result = self.checkpoint_holding_writer(wait);
+        self.checkpointing.store(false, Ordering::Release);
+        self.checkpoint_done.notify_waiters();
+        result
+    }
+
+    fn checkpoint_holding_writer(&self, wait: Duration) -> rusqlite::Result<()> {
+        let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.connect_writer()?,
+        };
+        let done = conn.busy_timeout(wait).and_then(|()| {
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", (), |row| {
+                row.get::<_, i64>(0)
+            })
+        });
+        let reset = conn.busy_timeout(Duration::ZERO);
+        *slot = Some(conn);
+        match (done, reset) {
+            (Ok(0), Ok(())) => Ok(()),
+            (Ok(_), Ok(())) => Err(busy()),
+            (Err(err), _) | (_, Err(err)) => Err(err),
+        }
+    }
+
+    /// Waits, at most `limit`, for a checkpoint that holds the writer to let
+    /// go. False at once when none runs. A rotation that waits here rather
+    /// than taking the pool's path skips the pool's waits for SQLite's lock,
+    /// which sleep in steps of milliseconds.
+    async fn checkpoint_finished(&self, limit: Duration) -> bool {
+        let notified = self.checkpoint_done.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read, so the end can't slip between.
+        notified.as_mut().enable();
+        if !self.checkpointing.load(Ordering::Acquire) {
+            return false;
+        }
+        tokio::time::timeout(limit, notified).await.is_ok()
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_checkpointing(&self) -> bool {
+        self.checkpointing.load(Ordering::Acquire)
+    }
+
+    #[cfg(test)]
+    pub(super) fn commits(&self) -> u32 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::ZERO)?;
+        Ok(conn)
+    }
+
+    fn connect_reader(&self) -> rusqlite::Result<Connection> {
+        let conn = self.connect()?;
+        conn.pragma_update(None, "query_only", true)?;
+        // Pages read straight from the mapped file, not copied into each
+        // connection's cache: a large blacklist costs no more than a small one.
+        conn.pragma_update(None, "mmap_size", 64 * 1024 * 1024)?;
+        Ok(conn)
+    }
+
+    /// The same durability as the pool's connections (`synchronous=NORMAL`
+    /// in WAL: a commit survives the process dying), but no automatic
+    /// checkpoint: that would fsync on the runtime's thread.
+    fn connect_writer(&self) -> rusqlite::Result<Connection> {
+        let conn = self.connect()?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `read` on an idle reader, or a new one. A connection that saw an
+    /// error is dropped rather than reused.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.connect_reader()?,
+        };
+        let result = read(&conn);
+        if result.is_ok() {
+            self.give_back(conn);
+        }
+        result
+    }
+}
+
+/// A rotation in one write transaction, and whether it committed a write.
+/// The same outcomes, from the same checks in the same order, as
+/// [`PoolLedger::rotate`]: read the user unless the token or its session is
+/// revoked (else find out why: a used token ends its session); insert the
+/// token's `jti`; move the session on unless it ended.
+fn rotate_in(
+    conn: &mut Connection,
+    old: &TokenRef,
+    now: DateTime<Utc>,
+    new_expires_at: i64,
+) -> rusqlite::Result<(Rotation, bool)> {
+    // BEGIN IMMEDIATE takes the write lock first, or answers busy at once.
+    // Dropping `txn` without a commit rolls back.
+    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let user = txn
+        .prepare_cached(USER_UNLESS_REVOKED)?
+        .query_row((old.user, old.sid, old.jti), profile_from_row)
+        .optional()?;
+    let Some(user) = user else {
+        let revoked: Vec<Uuid> = txn
+            .prepare_cached(REVOCATIONS_OF)?
+            .query_map((old.sid, old.jti), |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if revoked.contains(&old.sid) {
+            return Ok((Rotation::Revoked, false));
+        }
+        if !revoked.contains(&old.jti) {
+            return Ok((Rotation::UnknownUser, false));
+        }
+        let kind = revocation::Kind::Session.to_value();
+        txn.prepare_cached(END_SESSION)?
+            .execute((old.sid, kind, now.timestamp(), old.exp))?;
+        txn.commit()?;
+        return Ok((Rotation::Reused, true));
+    };
+    let kind = revocation::Kind::Token.to_value();
+    txn.prepare_cached(MARK_USED)?
+        .execute((old.jti, kind, now.timestamp(), old.exp))?;
+    // The text sqlx writes for a `DateTime<Utc>`, so the column keeps one format.
+    let now = now.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let moved = txn
+        .prepare_cached(MOVE_SESSION)?
+        .execute((now, new_expires_at, old.sid))?;
+    if moved == 0 {
+        return Ok((Rotation::Revoked, false));
+    }
+    txn.commit()?;
+    Ok((Rotation::Rotated(user), true))
+}
+
+/// `Ok(Some)` for an answer, `Ok(None)` when SQLite was busy (the caller
+/// asks the pool), an error for anything else.
+fn busy_or<T>(result: rusqlite::Result<T>) -> Result<Option<T>, DbErr> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if is_busy(&err) => Ok(None),
+        Err(err) => Err(failed("read in place", &err)),
+    }
+}
+
+fn failed(what: &str, err: &rusqlite::Error) -> DbErr {
+    DbErr::Custom(format!("SQLite {what}: {err}"))
+}
+
+/// The error SQLite gives for a lock held elsewhere.
+fn busy() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None)
+}
+
+/// Is this the benign "busy" of a lock held elsewhere, rather than a fault?
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<user::Profile> {
+    let role: String = row.get(3)?;
+    let role = user::Role::try_from_value(&role).map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(err))
+    })?;
+    Ok(user::Profile {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        role,
+        created_at: row.get(4)?,
+    })
+}
