@@ -36,8 +36,8 @@ pub struct App {
     leeway: i64,
 }
 
-/// Connects and applies pending migrations.
-pub async fn migrate(settings: &Settings) -> Result<Store, ConfigError> {
+/// Connects, applies pending migrations and opens the store on the database.
+pub async fn open_store(settings: &Settings) -> Result<Store, ConfigError> {
     let db = store::connect(&settings.database_url, settings.pool())
         .await
         .map_err(|err| {
@@ -72,7 +72,7 @@ pub enum PromoteError {
 
 /// `authgraph promote`: makes the user with this username or email an ADMIN.
 pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Model, PromoteError> {
-    let store = migrate(settings).await?;
+    let store = open_store(settings).await?;
     let user = store
         .find_for_login(who)
         .await?
@@ -91,7 +91,7 @@ pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Mod
 
 pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
-    let store = migrate(settings).await?;
+    let store = open_store(settings).await?;
     let key = settings.jwt_key()?;
     let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;
     if settings.jwt_secret.is_none() && shared_database {

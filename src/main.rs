@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     // wake-up across threads.
     let work = runtime.spawn(async move {
         match command {
-            Command::Migrate => match authgraph::app::migrate(&settings).await {
+            Command::Migrate => match authgraph::app::open_store(&settings).await {
                 Ok(_) => {
                     tracing::info!("migrations applied");
                     ExitCode::SUCCESS
@@ -150,10 +150,15 @@ fn init_tracing(settings: &Settings) -> Result<(), ConfigError> {
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // For collectors: every event lists the spans it ran in, and each
+        // span logs a line with its timing when it closes (the `request`
+        // span's is an access log line; the operation's and the database
+        // calls' show at `debug`).
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .init(),
     }
     Ok(())

@@ -1,12 +1,14 @@
-//! Times each root field of every operation into the latency histogram.
+//! Runs every operation in a `graphql.operation` span, and times each root
+//! field into the latency histogram.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextResolve, ResolveInfo,
 };
-use async_graphql::{ServerResult, Value};
+use async_graphql::{Response, ServerResult, Value};
+use tracing::Instrument;
 
 use crate::state::AppState;
 
@@ -20,6 +22,17 @@ impl ExtensionFactory for Timing {
 
 #[async_trait::async_trait]
 impl Extension for Timing {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        // The client's name for the operation only: variables never.
+        let span = tracing::debug_span!("graphql.operation", name = operation_name.unwrap_or(""));
+        next.run(ctx, operation_name).instrument(span).await
+    }
+
     async fn resolve(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -80,6 +80,7 @@ impl Store {
 
     /// The user of a token, in one round trip: `None` when the user is gone or
     /// the token's `jti` or `sid` is revoked. No password hash is read.
+    #[tracing::instrument(name = "db.ledger.user_unless_revoked", level = "debug", skip_all, err)]
     pub async fn user_unless_revoked(
         &self,
         user_id: Uuid,
@@ -90,12 +91,14 @@ impl Store {
     }
 
     /// Is a token with this `sid` and `jti` revoked?
+    #[tracing::instrument(name = "db.ledger.is_revoked", level = "debug", skip_all, err)]
     pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
         self.ledger.is_revoked(sid, jti).await
     }
 
     /// Revokes the presented refresh token and moves its session on, or
     /// says why not (a reused token ends its session).
+    #[tracing::instrument(name = "db.ledger.rotate", level = "debug", skip_all, err)]
     pub async fn rotate(
         &self,
         old: &TokenRef,
@@ -107,6 +110,7 @@ impl Store {
 
     /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a
     /// session ends). `token_exp`: the expiry of the token that asked.
+    #[tracing::instrument(name = "db.ledger.end_session", level = "debug", skip_all, err)]
     pub async fn end_session(&self, sid: Uuid, token_exp: i64, now: i64) -> Result<(), DbErr> {
         self.ledger.end_session(sid, token_exp, now).await
     }
@@ -114,6 +118,7 @@ impl Store {
     /// Deletes revocations and sessions whose every token expired before
     /// `cutoff`; an ended session's revocation stays while its session row
     /// does. Returns rows deleted.
+    #[tracing::instrument(name = "db.ledger.prune", level = "debug", skip_all, err)]
     pub async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
         self.ledger.prune(cutoff).await
     }

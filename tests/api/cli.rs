@@ -242,7 +242,7 @@ async fn flags_and_a_dot_env_file_are_settings_too(#[case] backend: Backend) {
 
 #[apply(backends)]
 async fn the_generated_key_is_private_and_survives_a_restart(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let session = server.signup("victor").await;

@@ -200,7 +200,7 @@ macro_rules! property {
         #[case::postgres(Backend::Postgres)]
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name(#[case] backend: Backend) {
-            let Some(mut server) = TestServer::start(backend).await else {
+            let Some(mut server) = TestServer::start_process(backend).await else {
                 return;
             };
             attack(&server, $strategy, $body);

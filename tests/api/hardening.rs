@@ -15,7 +15,7 @@ fn nest(open: &str, inner: &str, close: &str, depth: usize) -> String {
 
 #[apply(backends)]
 async fn deeply_nested_documents_are_refused_and_the_server_stays_up(#[case] backend: Backend) {
-    let Some(mut server) = TestServer::start(backend).await else {
+    let Some(mut server) = TestServer::start_process(backend).await else {
         return;
     };
     // 10,000 levels of the longer shapes would pass the 64 KiB body limit.
@@ -49,7 +49,7 @@ async fn deeply_nested_documents_are_refused_and_the_server_stays_up(#[case] bac
 
 #[apply(backends)]
 async fn brackets_inside_a_string_are_not_nesting(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let brackets = "[".repeat(1_000);
@@ -79,7 +79,7 @@ async fn brackets_inside_a_string_are_not_nesting(#[case] backend: Backend) {
 async fn deeply_nested_json_variables_are_refused_and_the_server_stays_up(
     #[case] backend: Backend,
 ) {
-    let Some(mut server) = TestServer::start(backend).await else {
+    let Some(mut server) = TestServer::start_process(backend).await else {
         return;
     };
     let client = reqwest::Client::new();
@@ -105,7 +105,7 @@ async fn deeply_nested_json_variables_are_refused_and_the_server_stays_up(
 
 #[apply(backends)]
 async fn aliased_typenames_count_toward_the_field_limit(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let typenames = |n: usize| -> String { (0..n).map(|i| format!("t{i}: __typename ")).collect() };
@@ -151,7 +151,8 @@ fn sign(header: &jsonwebtoken::Header, claims: &Value) -> String {
 
 #[apply(backends)]
 async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
-    let Some(server) = TestServer::start_with(backend, &[("JWT_SECRET", SECRET)]).await else {
+    let Some(server) = TestServer::start_process_with(backend, &[("JWT_SECRET", SECRET)]).await
+    else {
         return;
     };
     let session = server.signup("critic").await;
@@ -181,7 +182,7 @@ async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
 
 #[apply(backends)]
 async fn two_authorization_headers_are_invalid(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let session = server.signup("twoheads").await;
@@ -219,7 +220,7 @@ async fn two_authorization_headers_are_invalid(#[case] backend: Backend) {
 
 #[apply(backends)]
 async fn responses_refused_by_routing_carry_a_request_id(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let client = reqwest::Client::new();
@@ -262,7 +263,7 @@ fn threads(pid: u32) -> Vec<(String, i64)> {
 /// normal one, so a login flood can't starve refreshes behind a checkpoint.
 #[tokio::test]
 async fn only_password_hashing_runs_at_low_priority() {
-    let Some(server) = TestServer::start(Backend::Sqlite).await else {
+    let Some(server) = TestServer::start_process(Backend::Sqlite).await else {
         return;
     };
     let session = server.signup("nicety").await;
@@ -318,7 +319,7 @@ async fn a_session_ended_during_a_refresh_stays_ended_after_the_prune(#[case] ba
         ("ACCESS_TOKEN_TTL", ttl.as_str()),
         ("REFRESH_TOKEN_TTL", ttl.as_str()),
     ];
-    let Some(server) = TestServer::start_with(backend, &env).await else {
+    let Some(server) = TestServer::start_process_with(backend, &env).await else {
         return;
     };
     const PER_KIND: usize = 12;
@@ -419,7 +420,7 @@ const CHANGE_PASSWORD: &str =
 /// keeps a session once the change is done.
 #[apply(backends)]
 async fn no_login_with_the_old_password_outlives_a_password_change(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let owner = server.signup("changer").await;

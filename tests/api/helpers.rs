@@ -1,5 +1,7 @@
-//! Starts the real `authgraph` binary (the `serve` path) on a random port with a
-//! fresh database, and speaks GraphQL over HTTP to it.
+//! Starts the real server on a random port with a fresh database, and speaks
+//! GraphQL over HTTP to it: in this process through the same `app::build()`
+//! the binary runs (most tests: faster), or as the real `authgraph` binary
+//! where the process is the point (logs, crashes, restarts, signals, CLI).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-pub use crate::pg::{Cluster, TestDatabase};
+pub use crate::databases::{Cluster, TestDatabase};
 pub use rstest::rstest;
 pub use rstest_reuse::apply;
 
@@ -33,12 +35,20 @@ const DEFAULTS: &[(&str, &str)] = &[
 pub enum Backend {
     /// The embedded default: a SQLite file in the server's directory.
     Sqlite,
-    /// A fresh database on the test PostgreSQL server (see `pg`).
+    /// A fresh database on the test PostgreSQL server (see `databases`).
     Postgres,
 }
 
+/// How a test server runs.
+enum Running {
+    /// The binary, as a child process.
+    Process(Child),
+    /// `app::build()` and `App::run` on the test's runtime.
+    InProcess(tokio::task::JoinHandle<std::io::Result<()>>),
+}
+
 pub struct TestServer {
-    child: Child,
+    running: Running,
     pub addr: String,
     dir: Arc<tempfile::TempDir>,
     env: Vec<(String, String)>,
@@ -48,16 +58,84 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server on a fresh database of `backend`; `None` when that is
-    /// PostgreSQL and there is none here (the skip is reported by `pg`).
+    /// A server in this process on a fresh database of `backend`; `None`
+    /// when that is PostgreSQL and there is none here (the skip is reported
+    /// by `databases`). It logs nothing and can't be restarted: see
+    /// [`TestServer::start_process`] for that.
     pub async fn start(backend: Backend) -> Option<Self> {
         Self::start_with(backend, &[]).await
     }
 
-    /// [`TestServer::start`] with `env` on top of the defaults.
+    /// [`TestServer::start`] with `env` (settings by their variable names)
+    /// on top of the defaults.
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Option<Self> {
+        let database = TestDatabase::for_backend(backend).await?.map(Arc::new);
+        Some(Self::in_process(database, env).await)
+    }
+
+    /// The real binary on a fresh database of `backend`, its log collected.
+    pub async fn start_process(backend: Backend) -> Option<Self> {
+        Self::start_process_with(backend, &[]).await
+    }
+
+    /// [`TestServer::start_process`] with `env` on top of the defaults.
+    pub async fn start_process_with(backend: Backend, env: &[(&str, &str)]) -> Option<Self> {
         let database = TestDatabase::for_backend(backend).await?;
         Some(Self::start_on(database.map(Arc::new), env))
+    }
+
+    /// `app::build()` with these settings, served on this runtime. Each
+    /// setting is passed as its flag (`ACCESS_TOKEN_TTL` is
+    /// `--access-token-ttl`), in a directory of its own.
+    async fn in_process(database: Option<Arc<TestDatabase>>, env: &[(&str, &str)]) -> Self {
+        use clap::Parser;
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "DATABASE_URL".into(),
+            match &database {
+                Some(database) => database.url.clone(),
+                None => format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("authgraph.db").display()
+                ),
+            },
+        ));
+        env.push((
+            "JWT_SECRET_FILE".into(),
+            dir.path().join("authgraph.secret").display().to_string(),
+        ));
+        // The test's own settings win over the defaults.
+        let settings: std::collections::BTreeMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(env.iter().cloned())
+            .filter(|(k, _)| k != "RUST_LOG")
+            .collect();
+        let flags = settings
+            .into_iter()
+            .map(|(k, v)| format!("--{}={v}", k.to_lowercase().replace('_', "-")));
+        let cli = authgraph::config::Cli::try_parse_from(
+            std::iter::once("authgraph".to_owned()).chain(flags),
+        )
+        .expect("test settings parse");
+        let app = authgraph::app::build(&cli.settings)
+            .await
+            .unwrap_or_else(|err| panic!("the server did not start: {err}"));
+        let addr = app.local_addr().to_string();
+        let task = tokio::spawn(app.run(std::future::pending()));
+        Self {
+            running: Running::InProcess(task),
+            addr,
+            dir,
+            env,
+            database,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            client: reqwest::Client::new(),
+        }
     }
 
     /// A server on `database` (PostgreSQL, possibly shared with other
@@ -77,6 +155,10 @@ impl TestServer {
     /// Stops this server (SIGKILL: nothing gets to flush) and starts a new one
     /// on the same directory, database and key file.
     pub async fn restart(mut self) -> Self {
+        assert!(
+            matches!(self.running, Running::Process(_)),
+            "restart needs a process server: start_process"
+        );
         self.kill();
         Self::spawn(
             self.dir.clone(),
@@ -85,20 +167,31 @@ impl TestServer {
         )
     }
 
-    /// SIGKILL, and wait for the process to be gone.
+    /// SIGKILL, and wait for the process to be gone (in process: stop serving).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.running {
+            Running::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Running::InProcess(task) => task.abort(),
+        }
     }
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.running {
+            Running::Process(child) => child.id(),
+            Running::InProcess(_) => panic!("an in-process server has no process: start_process"),
+        }
     }
 
     /// Is the process still there (not exited, not crashed)?
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        match &mut self.running {
+            Running::Process(child) => matches!(child.try_wait(), Ok(None)),
+            Running::InProcess(task) => !task.is_finished(),
+        }
     }
 
     /// Where this server keeps its data, for a test that reads it directly.
@@ -181,7 +274,7 @@ impl TestServer {
             }
         };
         Self {
-            child,
+            running: Running::Process(child),
             addr,
             dir,
             env,
@@ -317,16 +410,19 @@ impl TestServer {
         false
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged so far (a process server's only).
     pub fn log_text(&self) -> String {
+        assert!(
+            matches!(self.running, Running::Process(_)),
+            "an in-process server's log is not collected: start_process"
+        );
         self.logs.lock().unwrap().join("\n")
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -180,7 +180,7 @@ async fn graphiql_and_the_health_check_answer(#[case] backend: Backend) {
 
 #[apply(backends)]
 async fn internal_errors_show_nothing_internal(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let session = server.signup("trent").await;

@@ -1,7 +1,7 @@
 //! Black-box tests: the real server, a fresh database, GraphQL over HTTP.
 
+mod databases;
 mod helpers;
-mod pg;
 
 mod admin;
 mod cli;

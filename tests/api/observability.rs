@@ -24,7 +24,7 @@ async fn metrics(server: &TestServer) -> String {
 #[apply(backends)]
 async fn metrics_count_what_happened(#[case] backend: Backend) {
     let Some(server) =
-        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "7")]).await
+        TestServer::start_process_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "7")]).await
     else {
         return;
     };
@@ -83,7 +83,8 @@ async fn metrics_count_what_happened(#[case] backend: Backend) {
 #[apply(backends)]
 async fn every_log_line_of_a_request_carries_its_id(#[case] backend: Backend) {
     let Some(server) =
-        TestServer::start_with(backend, &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")]).await
+        TestServer::start_process_with(backend, &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")])
+            .await
     else {
         return;
     };
@@ -129,7 +130,7 @@ async fn every_log_line_of_a_request_carries_its_id(#[case] backend: Backend) {
 #[apply(backends)]
 async fn no_token_password_or_hash_ever_reaches_the_log(#[case] backend: Backend) {
     for format in ["text", "json"] {
-        let Some(server) = TestServer::start_with(
+        let Some(server) = TestServer::start_process_with(
             backend,
             &[
                 ("LOG_FORMAT", format),
@@ -180,12 +181,28 @@ async fn no_token_password_or_hash_ever_reaches_the_log(#[case] backend: Backend
         for secret in secrets {
             assert!(!log.contains(secret), "{format} log contains {secret:?}");
         }
+        if format == "json" {
+            // Spans below the request: each operation and each database call.
+            for span in [
+                "\"name\":\"request\"",
+                "\"name\":\"graphql.operation\"",
+                "\"name\":\"db.user.create\"",
+                "\"name\":\"db.user.find_for_login\"",
+                "\"name\":\"db.session.start\"",
+                "\"name\":\"db.ledger.user_unless_revoked\"",
+                "\"name\":\"db.ledger.rotate\"",
+                "\"name\":\"db.user.change_password\"",
+                "\"name\":\"db.ledger.end_session\"",
+            ] {
+                assert!(log.contains(span), "the JSON log shows {span}");
+            }
+        }
     }
 }
 
 #[apply(backends)]
 async fn graphiql_is_served_whole_by_authgraph(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let html = reqwest::get(server.url("/graphql"))

@@ -4,7 +4,7 @@ use crate::helpers::*;
 
 #[apply(backends)]
 async fn a_restart_keeps_users_and_revocations(#[case] backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
     let ended = server.signup("wendy").await;
@@ -97,7 +97,7 @@ async fn refreshes(client: reqwest::Client, url: String, first: Session) -> Seen
 
 #[apply(backends)]
 async fn a_kill_9_amid_signups_and_refreshes_loses_nothing_acknowledged(#[case] backend: Backend) {
-    let Some(mut server) = TestServer::start(backend).await else {
+    let Some(mut server) = TestServer::start_process(backend).await else {
         return;
     };
     let mut chains = Vec::new();
