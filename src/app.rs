@@ -137,7 +137,10 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .ok_or_else(|| ConfigError::new("BIND_ADDR", "no local address after binding"))?;
 
     let routes = Route::new()
-        .at("/graphql", get(http::graphiql).post(http::graphql))
+        .at(
+            "/graphql",
+            get(http::graphql::get).post(http::graphql::post),
+        )
         .at("/graphiql/:version/:file", get(http::graphiql_asset))
         .at("/healthz", get(http::healthz))
         .at("/metrics", get(http::metrics))

@@ -42,6 +42,12 @@ pub const MAX_DEPTH: usize = 16;
 /// Most fields a document may select (aliases count). The same introspection
 /// query needs 230, measured; a test runs it.
 pub const MAX_COMPLEXITY: usize = 500;
+/// The schema's description (`__schema { description }`).
+pub const DESCRIPTION: &str = "authgraph: signup, login, rotating refresh tokens, \
+instant logout, sessions and roles. Send the access token as `Authorization: Bearer <accessToken>`.";
+
+pub use limits::{MAX_NESTING, nesting_exceeds};
+
 /// Most operations in one batched HTTP request.
 pub const MAX_BATCH: usize = 10;
 

@@ -1,5 +1,5 @@
-//! Runs every operation in a `graphql.operation` span, and times each root
-//! field into the latency histogram.
+//! Runs every operation in a `graphql.operation` span, times each root
+//! field into the latency histogram, and gives the schema its description.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +39,12 @@ impl Extension for Timing {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
+        // async-graphql answers `__schema { description }` with a fixed text
+        // about GraphQL itself; the schema's own is ours.
+        if info.is_for_introspection && info.name == "description" && info.parent_type == "__Schema"
+        {
+            return Ok(Some(Value::String(super::DESCRIPTION.to_owned())));
+        }
         if info.path_node.parent.is_some() {
             return next.run(ctx, info).await;
         }

@@ -154,7 +154,12 @@ async fn graphiql_and_the_health_check_answer(#[case] backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;
     };
-    let response = reqwest::get(server.url("/graphql")).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(server.url("/graphql"))
+        .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()

@@ -10,6 +10,7 @@ mod hardening;
 mod http;
 mod login;
 mod observability;
+mod over_http;
 mod postgres;
 mod rate_limit;
 mod restart;

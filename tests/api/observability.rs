@@ -205,7 +205,10 @@ async fn graphiql_is_served_whole_by_authgraph(#[case] backend: Backend) {
     let Some(server) = TestServer::start_process(backend).await else {
         return;
     };
-    let html = reqwest::get(server.url("/graphql"))
+    let html = reqwest::Client::new()
+        .get(server.url("/graphql"))
+        .header("Accept", "text/html")
+        .send()
         .await
         .unwrap()
         .text()

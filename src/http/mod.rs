@@ -1,0 +1,114 @@
+//! The HTTP routes: GraphQL over HTTP (`graphql.rs`), GraphiQL, the health
+//! check, metrics, and the request span around them all.
+
+pub mod graphql;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Html, Json, Path};
+use poem::{Endpoint, IntoResponse, Request, Response, handler};
+use serde_json::json;
+
+use crate::state::AppState;
+use crate::store::Store;
+
+/// The GraphiQL page (`GET /graphql` from a browser). Its scripts and styles
+/// are served by authgraph itself (below), so it works with no network
+/// beyond this server.
+fn graphiql() -> Html<&'static str> {
+    Html(include_str!("../../assets/graphiql/index.html"))
+}
+
+/// The vendored GraphiQL 3.8.3 and React 18.3.1 files (`assets/graphiql`).
+#[handler]
+pub fn graphiql_asset(Path((version, file)): Path<(String, String)>) -> Response {
+    let asset: Option<(&'static [u8], &str)> = match (version.as_str(), file.as_str()) {
+        ("3.8.3", "graphiql.min.js") => Some((
+            include_bytes!("../../assets/graphiql/graphiql.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        ("3.8.3", "graphiql.min.css") => Some((
+            include_bytes!("../../assets/graphiql/graphiql.min.css"),
+            "text/css; charset=utf-8",
+        )),
+        ("3.8.3", "react.production.min.js") => Some((
+            include_bytes!("../../assets/graphiql/react.production.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        ("3.8.3", "react-dom.production.min.js") => Some((
+            include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+            "text/javascript; charset=utf-8",
+        )),
+        _ => None,
+    };
+    match asset {
+        Some((body, content_type)) => Response::builder()
+            .content_type(content_type)
+            // The version is in the path: the file under it never changes.
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .body(body),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[handler]
+pub fn metrics(state: Data<&Arc<AppState>>) -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
+/// Runs each request inside a `request` span carrying its id, so every log
+/// line of the request names it. The id is the client's `X-Request-Id` when
+/// that is a short token, else a new UUID; it is echoed in the response.
+pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let id = req
+        .header("x-request-id")
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let span = tracing::info_span!("request", id = %id);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    async move {
+        let start = std::time::Instant::now();
+        // Routing refusals (404, 405) are errors here: they get the id too.
+        let mut response = match ep.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => err.into_response(),
+        };
+        tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed_us = start.elapsed().as_micros() as u64, "request");
+        if let Ok(value) = id.parse() {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+#[handler]
+pub async fn healthz(store: Data<&Store>) -> Response {
+    let up = tokio::time::timeout(Duration::from_secs(2), store.ping())
+        .await
+        .is_ok_and(|ping| ping.is_ok());
+    if up {
+        (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable" })),
+        )
+            .into_response()
+    }
+}
