@@ -145,6 +145,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .at("/healthz", get(http::healthz))
         .at("/metrics", get(http::metrics))
         .data(schema)
+        .data(http::PersistedQueries::default())
         .data(store)
         .data(state.clone())
         .with(CatchPanic::new())

@@ -17,6 +17,7 @@ use poem::web::{Accept, Data, Json};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
+use super::persisted::{self, PersistedQueries, Resolved};
 use crate::auth::bearer::Credentials;
 use crate::graphql::{AuthSchema, MAX_BATCH, MAX_NESTING, RequestMeta, nesting_exceeds};
 
@@ -89,26 +90,50 @@ fn meta(req: &Request) -> impl Fn() -> RequestMeta {
     move || RequestMeta::new(credentials.clone(), client_ip, user_agent.clone())
 }
 
-/// Runs a single request or a batch. Operations of a batch run one after
-/// the other, each authenticating on its own: a logout in one is seen by
-/// the next, and one request can't fan out into ten concurrent hashes.
+/// Runs a single request or a batch, each entry resolving its own
+/// persisted query. Operations of a batch run one after the other, each
+/// authenticating on its own: a logout in one is seen by the next, and one
+/// request can't fan out into ten concurrent hashes.
 async fn execute(
     schema: &AuthSchema,
+    persisted: &PersistedQueries,
     batch: BatchRequest,
     meta: impl Fn() -> RequestMeta,
 ) -> BatchResponse {
     match batch {
         BatchRequest::Single(request) => {
-            BatchResponse::Single(schema.execute(request.data(meta())).await)
+            BatchResponse::Single(run(schema, persisted, persisted.resolve(request), &meta).await)
         }
         BatchRequest::Batch(list) => {
             let mut responses = Vec::with_capacity(list.len());
             for request in list {
-                responses.push(schema.execute(request.data(meta())).await);
+                responses.push(run(schema, persisted, persisted.resolve(request), &meta).await);
             }
             BatchResponse::Batch(responses)
         }
     }
+}
+
+/// Runs one resolved request; keeps its persisted document once it ran.
+async fn run(
+    schema: &AuthSchema,
+    persisted: &PersistedQueries,
+    resolved: Resolved,
+    meta: &impl Fn() -> RequestMeta,
+) -> async_graphql::Response {
+    let (request, keep) = match resolved {
+        Resolved::NotFound => return persisted::not_found(),
+        Resolved::BadHash => return persisted::bad_hash(),
+        Resolved::Run { request, keep } => (*request, keep),
+    };
+    let kept = keep.map(|hash| (hash, request.query.clone()));
+    let response = schema.execute(request.data(meta())).await;
+    if let Some((hash, query)) = kept
+        && !failed_before_execution(&response)
+    {
+        persisted.keep(hash, &query);
+    }
+    response
 }
 
 /// Did this response fail before execution? Then there is no data, and every
@@ -125,10 +150,14 @@ fn respond(response: BatchResponse, media: Media) -> Response {
         return GraphQLBatchResponse(response).into_response();
     }
     let (status, body) = match &response {
-        BatchResponse::Single(single) if failed_before_execution(single) => (
-            StatusCode::BAD_REQUEST,
-            serde_json::to_vec(&json!({ "errors": single.errors })),
-        ),
+        BatchResponse::Single(single)
+            if failed_before_execution(single) && !persisted::is_not_found(single) =>
+        {
+            (
+                StatusCode::BAD_REQUEST,
+                serde_json::to_vec(&json!({ "errors": single.errors })),
+            )
+        }
         _ => (StatusCode::OK, serde_json::to_vec(&response)),
     };
     match body {
@@ -151,6 +180,7 @@ pub async fn post(
     body: Body,
     accept: Accept,
     schema: Data<&AuthSchema>,
+    persisted: Data<&PersistedQueries>,
 ) -> Response {
     let media = negotiate(&accept, false).unwrap_or(Media::Json);
     let is_json = req
@@ -191,11 +221,14 @@ pub async fn post(
             );
         }
     };
-    if batch.iter().any(|r| r.query.trim().is_empty()) {
+    if batch
+        .iter()
+        .any(|r| r.query.trim().is_empty() && !r.extensions.contains_key("persistedQuery"))
+    {
         return refuse(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
-            "Every operation needs a non-empty \"query\"",
+            "Every operation needs a non-empty \"query\" (or a persisted query's hash)",
         );
     }
     let batch = match batch {
@@ -208,7 +241,7 @@ pub async fn post(
         }
         batch => batch,
     };
-    respond(execute(&schema, batch, meta(req)).await, media)
+    respond(execute(&schema, &persisted, batch, meta(req)).await, media)
 }
 
 /// The parameters of a GraphQL GET request.
@@ -218,13 +251,19 @@ struct GetParams {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
 /// `GET /graphql`: GraphiQL when the client ranks `text/html` first,
 /// otherwise a query in the query string. Only queries run over GET: a
 /// mutation is refused (`405`) before anything runs.
 #[handler]
-pub async fn get(req: &Request, accept: Accept, schema: Data<&AuthSchema>) -> Response {
+pub async fn get(
+    req: &Request,
+    accept: Accept,
+    schema: Data<&AuthSchema>,
+    persisted: Data<&PersistedQueries>,
+) -> Response {
     let Some(media) = negotiate(&accept, true) else {
         return super::graphiql().into_response();
     };
@@ -238,29 +277,35 @@ pub async fn get(req: &Request, accept: Accept, schema: Data<&AuthSchema>) -> Re
             );
         }
     };
-    let Some(query) = params.query.filter(|q| !q.trim().is_empty()) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "A GET request needs a non-empty `query` parameter",
-        );
-    };
-    let variables = match params
+    let bad = |message| refuse(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    let Ok(variables) = params
         .variables
         .as_deref()
-        .map(serde_json::from_str::<Variables>)
-    {
-        None => Variables::default(),
-        Some(Ok(variables)) => variables,
-        Some(Err(_)) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                "`variables` is not a JSON object",
-            );
-        }
+        .map_or(Ok(Variables::default()), serde_json::from_str::<Variables>)
+    else {
+        return bad("`variables` is not a JSON object");
     };
-    if changes_state(&query, params.operation_name.as_deref()) {
+    let Ok(extensions) = params
+        .extensions
+        .as_deref()
+        .map_or(Ok(Default::default()), serde_json::from_str)
+    else {
+        return bad("`extensions` is not a JSON object");
+    };
+    let mut request =
+        async_graphql::Request::new(params.query.unwrap_or_default()).variables(variables);
+    request.extensions = extensions;
+    if request.query.trim().is_empty() && !request.extensions.contains_key("persistedQuery") {
+        return bad("A GET request needs a non-empty `query` parameter");
+    }
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    // The GET rule applies to the resolved document.
+    let resolved = persisted.resolve(request);
+    if let Resolved::Run { request, .. } = &resolved
+        && changes_state(&request.query, request.operation_name.as_deref())
+    {
         let mut refused = refuse(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_REQUEST",
@@ -271,14 +316,9 @@ pub async fn get(req: &Request, accept: Accept, schema: Data<&AuthSchema>) -> Re
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return refused;
     }
-    let mut request = async_graphql::Request::new(query).variables(variables);
-    if let Some(name) = params.operation_name {
-        request = request.operation_name(name);
-    }
-    respond(
-        execute(&schema, BatchRequest::Single(request), meta(req)).await,
-        media,
-    )
+    let meta = meta(req);
+    let response = run(&schema, &persisted, resolved, &meta).await;
+    respond(BatchResponse::Single(response), media)
 }
 
 /// Is the operation this GET would run a mutation (or a subscription)?

@@ -2,6 +2,9 @@
 //! check, metrics, and the request span around them all.
 
 pub mod graphql;
+mod persisted;
+
+pub use persisted::PersistedQueries;
 
 use std::sync::Arc;
 use std::time::Duration;

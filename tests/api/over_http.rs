@@ -281,3 +281,150 @@ async fn the_schema_s_description_is_ours(#[case] backend: Backend) {
         "not the library's: {description}"
     );
 }
+
+/// `extensions` asking for the persisted query of `query`.
+fn persisted(query: &str) -> Value {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(query.as_bytes()));
+    json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } })
+}
+
+#[apply(backends)]
+async fn an_unknown_hash_is_not_found_and_a_hash_with_its_query_is_kept(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let query = "query Apq { __typename }";
+    let hash_only = json!({ "extensions": persisted(query) });
+    for accept in ["application/json", GRAPHQL_RESPONSE] {
+        let (status, _, body) = post(&server, accept, &hash_only).await;
+        assert_eq!(
+            (status, code(&body)),
+            (200, "PERSISTED_QUERY_NOT_FOUND"),
+            "{accept}: {body}"
+        );
+        assert_eq!(body["errors"][0]["message"], "PersistedQueryNotFound");
+    }
+    let (_, _, body) = get(
+        &server,
+        &[("extensions", &persisted(query).to_string())],
+        &[("Accept", "application/json")],
+    )
+    .await;
+    assert_eq!(
+        code(&body),
+        "PERSISTED_QUERY_NOT_FOUND",
+        "over GET too: {body}"
+    );
+
+    let with_query = json!({ "query": query, "extensions": persisted(query) });
+    let (_, _, body) = post(&server, "application/json", &with_query).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    let (_, _, body) = post(&server, "application/json", &hash_only).await;
+    assert_eq!(body["data"]["__typename"], "Query", "kept: {body}");
+    let (_, _, body) = get(
+        &server,
+        &[("extensions", &persisted(query).to_string())],
+        &[("Accept", "application/json")],
+    )
+    .await;
+    assert_eq!(body["data"]["__typename"], "Query", "and over GET: {body}");
+
+    let wrong = json!({ "query": "{ __typename }", "extensions": persisted(query) });
+    let (_, _, body) = post(&server, "application/json", &wrong).await;
+    assert_eq!(
+        code(&body),
+        "BAD_REQUEST",
+        "a hash that is not the query's: {body}"
+    );
+    assert!(body["data"].is_null());
+}
+
+#[apply(backends)]
+async fn a_mutation_over_get_by_its_hash_alone_is_refused(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let signup = format!(
+        "mutation {{ signup(input: {{username: \"hashed\", email: \"hashed@example.com\", password: \"{PASSWORD}\"}}) {{ tokenType }} }}"
+    );
+    let body = json!({ "query": signup, "extensions": persisted(&signup) });
+    let (_, _, body) = post(&server, "application/json", &body).await;
+    assert_eq!(
+        body["data"]["signup"]["tokenType"], "Bearer",
+        "kept: {body}"
+    );
+    let response = reqwest::Client::new()
+        .get(server.url("/graphql"))
+        .query(&[("extensions", persisted(&signup).to_string())])
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    // Run again, the signup would have been a CONFLICT: by POST it is.
+    let (_, _, body) = post(
+        &server,
+        "application/json",
+        &json!({ "extensions": persisted(&signup) }),
+    )
+    .await;
+    assert_eq!(code(&body), "CONFLICT", "{body}");
+}
+
+#[apply(backends)]
+async fn each_entry_of_a_batch_resolves_its_own_hash(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let known = "query Known { __typename }";
+    let body = json!({ "query": known, "extensions": persisted(known) });
+    post(&server, "application/json", &body).await;
+    let batch = json!([
+        { "extensions": persisted(known) },
+        { "extensions": persisted("query Unknown { __typename }") },
+        { "query": "{ verifyToken(token: \"x\") { valid } }" },
+    ]);
+    let (status, _, body) = post(&server, "application/json", &batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["data"]["__typename"], "Query", "{body}");
+    assert_eq!(
+        body[1]["errors"][0]["extensions"]["code"],
+        "PERSISTED_QUERY_NOT_FOUND"
+    );
+    assert_eq!(body[2]["data"]["verifyToken"]["valid"], false);
+}
+
+#[apply(backends)]
+async fn a_deeply_nested_persisted_query_is_refused_and_never_kept(#[case] backend: Backend) {
+    let Some(mut server) = TestServer::start_process(backend).await else {
+        return;
+    };
+    let deep = format!(
+        "{{ verifyToken(token: {}1{}) {{ valid }} }}",
+        "[".repeat(5_000),
+        "]".repeat(5_000)
+    );
+    let wide: String = (0..600).map(|i| format!("t{i}: __typename ")).collect();
+    let wide = format!("{{ {wide} }}");
+    for (query, expected) in [
+        (deep, "GRAPHQL_PARSE_FAILED"),
+        (wide, "GRAPHQL_VALIDATION_FAILED"),
+    ] {
+        let body = json!({ "query": query, "extensions": persisted(&query) });
+        let (_, _, body) = post(&server, "application/json", &body).await;
+        assert_eq!(code(&body), expected);
+        let (_, _, body) = post(
+            &server,
+            "application/json",
+            &json!({ "extensions": persisted(&query) }),
+        )
+        .await;
+        assert_eq!(
+            code(&body),
+            "PERSISTED_QUERY_NOT_FOUND",
+            "never kept: {body}"
+        );
+    }
+    assert!(server.is_running());
+}

@@ -13,6 +13,8 @@ import {
   type NormalizedCacheObject,
 } from "@apollo/client/core/index.js";
 import { onError } from "@apollo/client/link/error/index.js";
+import { createPersistedQueryLink } from "@apollo/client/link/persisted-queries/index.js";
+import { createHash } from "node:crypto";
 
 import { LOGOUT, REFRESH } from "./operations.js";
 
@@ -30,12 +32,24 @@ export interface AuthClient {
   logout(): Promise<void>;
 }
 
-export function createAuthClient(uri: string): AuthClient {
+export interface AuthClientOptions {
+  /** Automatic persisted queries (hashes first, the query only when the server asks). */
+  persistedQueries?: { useGETForHashedQueries: boolean };
+  fetch?: typeof fetch;
+}
+
+export function createAuthClient(uri: string, options: AuthClientOptions = {}): AuthClient {
   let tokens: Tokens | null = null;
   let refreshes = 0;
   let inFlight: Promise<boolean> | null = null;
 
-  const http = new HttpLink({ uri, fetch });
+  const httpOnly = new HttpLink({ uri, fetch: options.fetch ?? fetch });
+  const http = options.persistedQueries
+    ? createPersistedQueryLink({
+        sha256: (text: string) => createHash("sha256").update(text).digest("hex"),
+        useGETForHashedQueries: options.persistedQueries.useGETForHashedQueries,
+      }).concat(httpOnly)
+    : httpOnly;
 
   // Refreshing goes straight to the server, outside the link chain below, so
   // it is never itself retried or refreshed.

@@ -98,3 +98,56 @@ test("a refresh that fails clears the tokens", async () => {
   assert.equal(client.refreshCount(), 1);
   assert.equal(client.tokens(), null, "tokens cleared after a failed refresh");
 });
+
+/** A fetch that notes how each request went out: method, hash only or with its query. */
+function recordingFetch(seen: { method: string; persisted: boolean; hashOnly: boolean }[]): typeof fetch {
+  return async (input, init) => {
+    const method = init?.method ?? "GET";
+    let body: { query?: string; extensions?: { persistedQuery?: unknown } };
+    if (method === "GET") {
+      const url = new URL(String(input));
+      const extensions = url.searchParams.get("extensions");
+      body = { query: url.searchParams.get("query") ?? undefined, extensions: extensions ? JSON.parse(extensions) : undefined };
+    } else {
+      body = JSON.parse(String(init?.body));
+    }
+    seen.push({ method, persisted: Boolean(body.extensions?.persistedQuery), hashOnly: !body.query });
+    return fetch(input, init);
+  };
+}
+
+for (const useGETForHashedQueries of [false, true]) {
+  test(`persisted queries (${useGETForHashedQueries ? "GET" : "POST"} for queries): signup, me, refresh, logout`, async () => {
+    const seen: { method: string; persisted: boolean; hashOnly: boolean }[] = [];
+    const client = createAuthClient(`${base}/graphql`, {
+      persistedQueries: { useGETForHashedQueries },
+      fetch: recordingFetch(seen),
+    });
+    const name = useGETForHashedQueries ? "apqget" : "apqpost";
+    const { data } = await client.apollo.mutate({
+      mutation: SIGNUP,
+      variables: { input: { username: name, email: `${name}@example.com`, password: PASSWORD } },
+    });
+    assert.ok(data);
+    client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken });
+    assert.equal((await client.apollo.query({ query: ME })).data.me.username, name);
+    const before = seen.length;
+    assert.equal((await client.apollo.query({ query: ME })).data.me.username, name);
+    assert.deepEqual(
+      seen.slice(before),
+      [{ method: useGETForHashedQueries ? "GET" : "POST", persisted: true, hashOnly: true }],
+      "the second `me` is the hash alone, and the server knew it",
+    );
+
+    await sleep(3_100);
+    assert.equal((await client.apollo.query({ query: ME })).data.me.username, name, "after a refresh");
+    assert.equal(client.refreshCount(), 1);
+    const lastToken = client.tokens()!.accessToken;
+    await client.logout();
+    assert.deepEqual((await rawMe(lastToken)).errors?.[0].extensions, { code: "UNAUTHENTICATED", reason: "revoked" });
+    assert.ok(seen.every((request) => request.persisted), "every operation went out persisted");
+    if (useGETForHashedQueries) {
+      assert.ok(seen.some((request) => request.method === "GET" && request.hashOnly), "queries by GET");
+    }
+  });
+}
