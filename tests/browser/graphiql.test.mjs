@@ -79,6 +79,12 @@ test("a signup mutation run in GraphiQL shows the access token", async () => {
     await page.screenshot({ path: shot });
     console.log(`screenshot: ${shot}`);
 
+    // A `query` parameter opens the editor on that document.
+    await page.goto(`${base}/graphql?query=${encodeURIComponent("query FromTheLink { __typename }")}`);
+    await editor.waitFor({ timeout: 20_000 });
+    await page.getByText("FromTheLink").first().waitFor({ timeout: 20_000 });
+    assert.match(await editor.innerText(), /query FromTheLink/);
+
     assert.deepEqual(outside, [], "GraphiQL needs nothing from outside authgraph");
     assert.deepEqual(pageErrors, [], "no script errors on the page");
   } finally {
