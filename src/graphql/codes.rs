@@ -23,6 +23,11 @@ fn has_code(err: &ServerError) -> bool {
         .is_some_and(|ext| ext.get("code").is_some())
 }
 
+/// An error of the request itself (no path), with its `extensions.code`.
+pub fn request_error(message: impl Into<String>, code: &'static str) -> ServerError {
+    with_code(ServerError::new(message, None), code)
+}
+
 /// Sets `code` unless the error has one (a limit may name its own).
 fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
     if !has_code(&err) {

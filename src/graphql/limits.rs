@@ -55,17 +55,13 @@ impl Extension for Limits {
         }
         let document = next.run(ctx, query, variables).await?;
         if fields_exceed(&document, MAX_COMPLEXITY) {
-            let mut err = ServerError::new(
+            // The same refusal as async-graphql's complexity limit.
+            return Err(super::request_error(
                 format!(
                     "An operation selects more than {MAX_COMPLEXITY} fields (aliases, __typename and fragment spreads count)"
                 ),
-                None,
-            );
-            // The same refusal as async-graphql's complexity limit.
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "GRAPHQL_VALIDATION_FAILED");
-            return Err(err);
+                "GRAPHQL_VALIDATION_FAILED",
+            ));
         }
         Ok(document)
     }

@@ -46,6 +46,7 @@ pub const MAX_COMPLEXITY: usize = 500;
 pub const DESCRIPTION: &str = "authgraph: signup, login, rotating refresh tokens, \
 instant logout, sessions and roles. Send the access token as `Authorization: Bearer <accessToken>`.";
 
+pub use codes::request_error;
 pub use limits::{MAX_NESTING, nesting_exceeds};
 
 /// Most operations in one batched HTTP request.

@@ -12,9 +12,11 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::{ServerError, Value};
+use async_graphql::Value;
 use lru::LruCache;
 use sha2::{Digest, Sha256};
+
+use crate::graphql::request_error;
 
 /// Documents kept.
 const ENTRIES: NonZeroUsize = NonZeroUsize::new(512).unwrap();
@@ -122,23 +124,18 @@ fn requested_hash(request: &async_graphql::Request) -> Option<Option<[u8; 32]>> 
 
 /// The answer to an unknown hash (status 200, as Apollo Server gives it).
 pub(super) fn not_found() -> async_graphql::Response {
-    let mut err = ServerError::new(NOT_FOUND, None);
-    err.extensions
-        .get_or_insert_with(Default::default)
-        .set("code", "PERSISTED_QUERY_NOT_FOUND");
-    async_graphql::Response::from_errors(vec![err])
+    async_graphql::Response::from_errors(vec![request_error(
+        NOT_FOUND,
+        "PERSISTED_QUERY_NOT_FOUND",
+    )])
 }
 
 /// The answer to a hash that is not the query's.
 pub(super) fn bad_hash() -> async_graphql::Response {
-    let mut err = ServerError::new(
-        "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query (lower-case hex, version 1)",
-        None,
-    );
-    err.extensions
-        .get_or_insert_with(Default::default)
-        .set("code", "BAD_REQUEST");
-    async_graphql::Response::from_errors(vec![err])
+    async_graphql::Response::from_errors(vec![request_error(
+        "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query (hex, version 1)",
+        "BAD_REQUEST",
+    )])
 }
 
 /// Is this the answer to an unknown hash?
