@@ -146,6 +146,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .at("/metrics", get(http::metrics))
         .data(schema)
         .data(http::PersistedQueries::default())
+        .data(http::TrustedProxies::new(settings.trusted_proxies.clone()))
         .data(store)
         .data(state.clone())
         .with(CatchPanic::new())

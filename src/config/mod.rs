@@ -103,6 +103,11 @@ pub struct Settings {
     )]
     pub auth_rate_limit_per_minute: u32,
 
+    /// Comma-separated IPs or CIDRs of your load balancers: from these peers
+    /// the client is read from `X-Forwarded-For`. Empty: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy, global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Log lines as `text` (for people) or `json` (one object a line, for collectors).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -164,6 +169,18 @@ impl ConfigError {
             message: message.into(),
         }
     }
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or one address (`10.0.0.1`).
+fn parse_proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            "expected IPs or CIDRs, comma-separated, for example 10.0.0.0/8,192.0.2.7".to_owned()
+        })
 }
 
 fn parse_bind_addr(value: &str) -> Result<SocketAddr, String> {
@@ -229,6 +246,17 @@ mod tests {
         let err = s.jwt_key().unwrap_err();
         assert_eq!(err.setting, "JWT_SECRET");
         assert!(!err.to_string().contains("tooshort"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_ips_or_cidrs() {
+        let s = settings(&["--trusted-proxies", "10.0.0.0/8, 192.0.2.7,2001:db8::/32"]);
+        let nets: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let err =
+            Cli::try_parse_from(["authgraph", "--trusted-proxies", "10.0.0.0/8,nope"]).unwrap_err();
+        assert!(err.to_string().contains("--trusted-proxies"), "{err}");
+        assert!(settings(&[]).trusted_proxies.is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use poem::web::{Accept, Data, Json};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
+use super::TrustedProxies;
 use super::persisted::{self, PersistedQueries, Resolved};
 use crate::auth::bearer::Credentials;
 use crate::graphql::{AuthSchema, MAX_BATCH, MAX_NESTING, RequestMeta, nesting_exceeds};
@@ -72,7 +73,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// The per-operation data every operation of this request gets.
-fn meta(req: &Request) -> impl Fn() -> RequestMeta {
+fn meta(req: &Request, proxies: &TrustedProxies) -> impl Fn() -> RequestMeta {
     // Two headers are refused, not resolved: a proxy that reads the other
     // one would authenticate someone else.
     let mut authorization = req.headers().get_all(header::AUTHORIZATION).iter();
@@ -80,7 +81,10 @@ fn meta(req: &Request) -> impl Fn() -> RequestMeta {
         (first, None) => Credentials::from_header(first.map(|v| v.as_bytes())),
         (Some(_), Some(_)) | (None, Some(_)) => Credentials::Malformed,
     };
-    let client_ip = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    let client_ip = proxies.client(
+        req.remote_addr().as_socket_addr().map(|addr| addr.ip()),
+        req.headers().get_all("x-forwarded-for").iter(),
+    );
     let user_agent = req.header(header::USER_AGENT).map(|ua| {
         ua.char_indices()
             .nth(MAX_USER_AGENT)
@@ -181,6 +185,7 @@ pub async fn post(
     accept: Accept,
     schema: Data<&AuthSchema>,
     persisted: Data<&PersistedQueries>,
+    proxies: Data<&TrustedProxies>,
 ) -> Response {
     let media = negotiate(&accept, false).unwrap_or(Media::Json);
     let is_json = req
@@ -241,7 +246,10 @@ pub async fn post(
         }
         batch => batch,
     };
-    respond(execute(&schema, &persisted, batch, meta(req)).await, media)
+    respond(
+        execute(&schema, &persisted, batch, meta(req, &proxies)).await,
+        media,
+    )
 }
 
 /// The parameters of a GraphQL GET request.
@@ -263,6 +271,7 @@ pub async fn get(
     accept: Accept,
     schema: Data<&AuthSchema>,
     persisted: Data<&PersistedQueries>,
+    proxies: Data<&TrustedProxies>,
 ) -> Response {
     let Some(media) = negotiate(&accept, true) else {
         return super::graphiql().into_response();
@@ -316,7 +325,7 @@ pub async fn get(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return refused;
     }
-    let meta = meta(req);
+    let meta = meta(req, &proxies);
     let response = run(&schema, &persisted, resolved, &meta).await;
     respond(BatchResponse::Single(response), media)
 }

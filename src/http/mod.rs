@@ -1,9 +1,11 @@
 //! The HTTP routes: GraphQL over HTTP (`graphql.rs`), GraphiQL, the health
 //! check, metrics, and the request span around them all.
 
+mod client_ip;
 pub mod graphql;
 mod persisted;
 
+pub use client_ip::TrustedProxies;
 pub use persisted::PersistedQueries;
 
 use std::sync::Arc;
