@@ -75,7 +75,7 @@ impl Store {
     /// `SELECT 1` by the path the guard's reads take: the round trip every
     /// protected request pays at least. For benchmarks.
     pub async fn round_trip(&self) -> Result<(), DbErr> {
-        self.ledger.round_trip(&self.db).await
+        self.ledger.round_trip().await
     }
 
     /// The user of a token, in one round trip: `None` when the user is gone or

@@ -134,16 +134,10 @@ impl TokenLedger {
 
     /// `SELECT 1` by the path the guard's reads take: the round trip every
     /// protected request pays at least. For benchmarks.
-    pub(crate) async fn round_trip(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
-        use sea_orm::ConnectionTrait;
+    pub(crate) async fn round_trip(&self) -> Result<(), DbErr> {
         match self {
             Self::InPlace(in_place) => in_place.round_trip(),
-            Self::Pool(_) => {
-                let backend = db.get_database_backend();
-                db.query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
-                    .await
-                    .map(|_| ())
-            }
+            Self::Pool(pool) => pool.round_trip().await,
         }
     }
 

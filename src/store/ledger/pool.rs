@@ -36,6 +36,15 @@ impl PoolLedger {
             .next())
     }
 
+    /// `SELECT 1` on the pool: its round trip.
+    pub(crate) async fn round_trip(&self) -> Result<(), DbErr> {
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_one_raw(sea_orm::Statement::from_string(backend, "SELECT 1"))
+            .await
+            .map(|_| ())
+    }
+
     pub(crate) async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
         Ok(!self.revocations_of(sid, jti).await?.is_empty())
     }

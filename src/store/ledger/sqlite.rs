@@ -198,12 +198,9 @@ impl InPlaceLedger {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(InPlace::Busy),
         };
-        let mut conn = match slot.take() {
-            Some(conn) => conn,
-            None => self
-                .connect_writer()
-                .map_err(|err| failed("cannot open the writer", &err))?,
-        };
+        let mut conn = self
+            .writer_from(&mut slot)
+            .map_err(|err| failed("cannot open the writer", &err))?;
         let result = rotate_in(&mut conn, old, now, new_expires_at);
         // Keep the connection unless it failed in an unexpected way.
         if result.as_ref().map_or_else(is_busy, |_| true) {
@@ -254,10 +251,7 @@ impl InPlaceLedger {
 
     fn checkpoint_holding_writer(&self, wait: Duration) -> rusqlite::Result<()> {
         let mut slot = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let conn = match slot.take() {
-            Some(conn) => conn,
-            None => self.connect_writer()?,
-        };
+        let conn = self.writer_from(&mut slot)?;
         let done = conn.busy_timeout(wait).and_then(|()| {
             conn.query_row("PRAGMA wal_checkpoint(RESTART)", (), |row| {
                 row.get::<_, i64>(0)
@@ -324,6 +318,12 @@ impl InPlaceLedger {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(conn)
+    }
+
+    /// The writer out of its slot (the caller puts it back), or a new one
+    /// if the last was dropped after an error.
+    fn writer_from(&self, slot: &mut Option<Connection>) -> rusqlite::Result<Connection> {
+        slot.take().map_or_else(|| self.connect_writer(), Ok)
     }
 
     fn give_back(&self, conn: Connection) {
