@@ -311,20 +311,30 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0(#[case] backend:
     }
     let (mut child, addr, rest) = spawn_server(dir.path(), &[], &env);
 
-    // A signup (one Argon2 hash) is in flight when the signal arrives.
+    // A batch of ten signups (ten Argon2 hashes, one after the other) is in
+    // flight when the signal arrives: a wide window, where one signup and a
+    // 5 ms wait sent the signal before the request arrived on a busy machine.
+    let batch: Vec<serde_json::Value> = (0..10)
+        .map(|i| json!({ "query": SIGNUP, "variables": { "input": { "username": format!("last{i}"), "email": format!("last{i}@example.com"), "password": PASSWORD } } }))
+        .collect();
     let signup = tokio::spawn(
         reqwest::Client::new()
             .post(format!("http://{addr}/graphql"))
-            .json(&json!({ "query": SIGNUP, "variables": { "input": { "username": "lastone", "email": "last@example.com", "password": PASSWORD } } }))
+            .json(&batch)
             .send(),
     );
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill only reads its integer arguments.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 
     let body: serde_json::Value = signup.await.unwrap().unwrap().json().await.unwrap();
-    assert!(body["data"]["signup"].is_object(), "{body}");
+    let answers = body.as_array().unwrap();
+    assert_eq!(answers.len(), 10, "{body}");
+    assert!(
+        answers.iter().all(|a| a["data"]["signup"].is_object()),
+        "all ten finished: {body}"
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(dir.path().join("authgraph.db").exists(), database.is_none());

@@ -237,27 +237,6 @@ async fn responses_refused_by_routing_carry_a_request_id(#[case] backend: Backen
     assert!(not_allowed.headers().contains_key("x-request-id"));
 }
 
-/// (name, nice) from a `/proc/.../stat` line.
-fn name_and_nice(stat: &str) -> (String, i64) {
-    let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
-    // After the name: state (field 3) ... nice (field 19).
-    let nice = stat[close + 1..]
-        .split_whitespace()
-        .nth(16)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    (stat[open + 1..close].to_owned(), nice)
-}
-
-/// (name, nice) of every thread of process `pid`.
-fn threads(pid: u32) -> Vec<(String, i64)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("stat")).ok())
-        .map(|stat| name_and_nice(&stat))
-        .collect()
-}
-
 /// Hashing runs at the lowest priority, on threads of its own: the blocking
 /// threads that checkpoint SQLite's WAL (every 256 refreshes) stay at the
 /// normal one, so a login flood can't starve refreshes behind a checkpoint.
@@ -284,14 +263,13 @@ async fn only_password_hashing_runs_at_low_priority() {
         assert!(server.login("nicety", PASSWORD).await["data"]["login"].is_object());
     }
     let threads = threads(server.pid());
-    let (_, base) =
-        name_and_nice(&std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap());
-    let lowered: Vec<&(String, i64)> = threads.iter().filter(|(_, nice)| *nice != base).collect();
+    let base = main_thread(server.pid()).nice;
+    let lowered: Vec<&Thread> = threads.iter().filter(|t| t.nice != base).collect();
     assert!(!lowered.is_empty(), "hashing is lowered: {threads:?}");
     assert!(
         lowered
             .iter()
-            .all(|(name, nice)| name.starts_with("argon2") && *nice == 19),
+            .all(|t| t.name.starts_with("argon2") && t.nice == 19),
         "only the hashing threads are lowered: {threads:?}"
     );
 }

@@ -436,6 +436,40 @@ pub fn bound_address(line: &str) -> Option<String> {
     )
 }
 
+/// A thread of a server process, as `/proc` shows it.
+#[derive(Debug)]
+pub struct Thread {
+    pub name: String,
+    pub nice: i64,
+}
+
+fn thread_from_stat(stat: &str) -> Thread {
+    let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+    // After the name: state (field 3) ... nice (field 19).
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    Thread {
+        name: stat[open + 1..close].to_owned(),
+        nice: fields[16].parse().unwrap(),
+    }
+}
+
+/// Every thread of process `pid`.
+pub fn threads(pid: u32) -> Vec<Thread> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+                .map(|stat| thread_from_stat(&stat))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The main thread of process `pid`.
+pub fn main_thread(pid: u32) -> Thread {
+    thread_from_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
 /// `authgraph` in `dir` with a clean environment (nothing of the caller's leaks in).
 pub fn base_command(dir: &Path) -> Command {
     let mut command = Command::new(bin());
