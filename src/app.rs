@@ -117,7 +117,9 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         metrics: Metrics::new()
             .map_err(|err| ConfigError::new("start-up", format!("cannot set up metrics: {err}")))?,
         clock: Clock,
+        refresh_cookie: settings.refresh_token_cookie.is_on(),
     };
+    warn_of_browser_settings(settings);
     let state = std::sync::Arc::new(state);
     let schema = graphql::schema(state.clone());
 
@@ -147,9 +149,17 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .data(schema)
         .data(http::PersistedQueries::default())
         .data(http::TrustedProxies::new(settings.trusted_proxies.clone()))
+        .data(http::Browsers::new(
+            settings.public_url.origin().clone(),
+            settings.cors_allowed_origins.clone(),
+            settings.refresh_token_cookie.is_on(),
+        ))
         .data(store)
         .data(state.clone())
         .with(CatchPanic::new())
+        .with(http::BrowserCors::new(
+            settings.cors_allowed_origins.clone(),
+        ))
         .around(http::request_span)
         .boxed();
     Ok(App {
@@ -159,6 +169,33 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         state,
         leeway: i64::try_from(settings.jwt_leeway).unwrap_or(0),
     })
+}
+
+/// Cookie mode works only when the browser keeps and sends the cookie:
+/// says so at start for each setting that stops it.
+fn warn_of_browser_settings(settings: &Settings) {
+    if !settings.refresh_token_cookie.is_on() {
+        return;
+    }
+    let public = settings.public_url.origin();
+    for origin in settings.cors_allowed_origins.iter() {
+        if !origin.same_site(public) {
+            tracing::warn!(
+                %origin,
+                public_url = %public,
+                "REFRESH_TOKEN_COOKIE=on: this allowed origin is cross-site to PUBLIC_URL; \
+                 browsers will not send it the SameSite=Strict refresh cookie, so its refreshes fail: \
+                 serve the app and authgraph on one site (same scheme and registrable domain)"
+            );
+        }
+    }
+    if !public.is_https() && !public.is_loopback() {
+        tracing::warn!(
+            public_url = %public,
+            "REFRESH_TOKEN_COOKIE=on: browsers keep the Secure refresh cookie only over https \
+             (or on localhost): make PUBLIC_URL https"
+        );
+    }
 }
 
 impl App {

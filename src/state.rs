@@ -15,6 +15,9 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Cookie mode (`REFRESH_TOKEN_COOKIE=on`): refresh tokens travel in an
+    /// HttpOnly cookie, never in a response body.
+    pub refresh_cookie: bool,
 }
 
 /// Where every layer gets the time from: handed down, so the store never

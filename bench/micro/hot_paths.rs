@@ -52,6 +52,7 @@ fn app_state(store: Store) -> AppState {
         limiter: RateLimiter::new(0),
         metrics: authgraph::metrics::Metrics::new().unwrap(),
         clock: authgraph::state::Clock,
+        refresh_cookie: false,
     }
 }
 

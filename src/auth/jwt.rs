@@ -59,6 +59,8 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// Seconds the access token lives.
     pub expires_in: i64,
+    /// Seconds the refresh token lives.
+    pub refresh_expires_in: i64,
     /// Unix seconds at which the later of the two expires: the session's expiry.
     pub expires_at: i64,
 }
@@ -133,6 +135,7 @@ impl Tokens {
             access_token,
             refresh_token,
             expires_in: self.access_ttl,
+            refresh_expires_in: self.refresh_ttl,
             expires_at: access.exp.max(refresh.exp),
         })
     }

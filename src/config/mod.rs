@@ -2,12 +2,14 @@
 //! validated once at start-up.
 
 mod key_file;
+mod origins;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use key_file::load_or_create_secret;
+pub use origins::{AllowedOrigins, Origin, PublicUrl};
 
 use crate::secret::Secret;
 
@@ -108,6 +110,21 @@ pub struct Settings {
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy, global = true)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// The address users and services reach authgraph at: "this server" for
+    /// the browser `Origin` check, the base of mail links, the default issuer.
+    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:8000", value_parser = origins::parse_public_url, global = true)]
+    pub public_url: PublicUrl,
+
+    /// Comma-separated exact origins (`https://app.example.com`) allowed to
+    /// call authgraph from a browser, with credentials. Empty: none; `*` is refused.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "", value_parser = origins::parse_allowed_origins, global = true)]
+    pub cors_allowed_origins: AllowedOrigins,
+
+    /// `on`: refresh tokens travel only in an HttpOnly cookie, never in a
+    /// response body.
+    #[arg(long, env = "REFRESH_TOKEN_COOKIE", value_enum, default_value_t = Switch::Off, global = true)]
+    pub refresh_token_cookie: Switch,
+
     /// Log lines as `text` (for people) or `json` (one object a line, for collectors).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
@@ -115,6 +132,19 @@ pub struct Settings {
     /// tracing filter, e.g. `info` or `authgraph=debug,info`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,
+}
+
+/// A setting that is `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -257,6 +287,26 @@ mod tests {
             Cli::try_parse_from(["authgraph", "--trusted-proxies", "10.0.0.0/8,nope"]).unwrap_err();
         assert!(err.to_string().contains("--trusted-proxies"), "{err}");
         assert!(settings(&[]).trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn browser_settings_have_safe_defaults_and_refuse_a_wildcard() {
+        let s = settings(&[]);
+        assert_eq!(s.public_url.origin().as_str(), "http://localhost:8000");
+        assert!(s.cors_allowed_origins.is_empty());
+        assert!(!s.refresh_token_cookie.is_on());
+        let s = settings(&[
+            "--cors-allowed-origins",
+            "http://localhost:5173",
+            "--refresh-token-cookie",
+            "on",
+        ]);
+        assert!(s.cors_allowed_origins.contains("http://localhost:5173"));
+        assert!(s.refresh_token_cookie.is_on());
+        let err = Cli::try_parse_from(["authgraph", "--cors-allowed-origins", "*"]).unwrap_err();
+        assert!(err.to_string().contains("--cors-allowed-origins"), "{err}");
+        let err = Cli::try_parse_from(["authgraph", "--refresh-token-cookie", "yes"]).unwrap_err();
+        assert!(err.to_string().contains("--refresh-token-cookie"), "{err}");
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl AccountMutation {
                 CreateUserError::Db(err) => err.into(),
             })?;
         state.metrics.signups.inc();
-        Ok(AuthPayload::new(pair, user.into()))
+        Ok(ctx.hand_out(pair, user.into()))
     }
 
     /// Starts a session. `username` may be the username (any case) or the email.
@@ -131,6 +131,6 @@ impl AccountMutation {
             return failed();
         }
         state.metrics.logins.with_label_values(&["ok"]).inc();
-        Ok(AuthPayload::new(pair, user.into()))
+        Ok(ctx.hand_out(pair, user.into()))
     }
 }

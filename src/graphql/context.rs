@@ -8,9 +8,13 @@ use std::sync::Arc;
 use async_graphql::{Context, Guard};
 use entity::user;
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
+use super::cookie;
+use super::types::AuthPayload;
 use crate::auth::AuthFailure;
 use crate::auth::bearer::{AuthError, Credentials, Requester, authenticate};
+use crate::auth::jwt::{TokenPair, TokenType};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -21,6 +25,10 @@ pub struct RequestMeta {
     pub credentials: Credentials,
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The refresh cookie's token, in cookie mode: `refreshToken` and
+    /// `logout` take it when their argument is null. It authenticates
+    /// nothing else.
+    pub refresh_cookie: Option<String>,
     /// The authentication result, computed on first use.
     outcome: Mutex<Option<Outcome>>,
 }
@@ -30,11 +38,13 @@ impl RequestMeta {
         credentials: Credentials,
         client_ip: Option<IpAddr>,
         user_agent: Option<String>,
+        refresh_cookie: Option<String>,
     ) -> Self {
         Self {
             credentials,
             client_ip,
             user_agent,
+            refresh_cookie,
             outcome: Mutex::new(None),
         }
     }
@@ -50,6 +60,14 @@ pub(crate) trait ContextExt {
     async fn forget_requester(&self);
     /// Counts one password-checking attempt against the caller's IP.
     fn rate_limit(&self) -> Result<(), AppError>;
+    /// The payload handing out `pair`: in cookie mode the refresh token goes
+    /// into the cookie (set on the response) and not into the body.
+    fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload;
+    /// In cookie mode, removes the refresh cookie with the response.
+    fn clear_refresh_cookie(&self);
+    /// Is `sid` the session of this request: its access token's, or (cookie
+    /// mode) its refresh cookie's? Ending it clears the cookie.
+    fn is_current_session(&self, sid: Uuid) -> bool;
 }
 
 impl ContextExt for Context<'_> {
@@ -91,6 +109,39 @@ impl ContextExt for Context<'_> {
                 state.metrics.rate_limited.inc();
                 AppError::TooManyRequests { retry_after }
             })
+    }
+
+    fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload {
+        let in_cookie = self.state().refresh_cookie;
+        if in_cookie {
+            // Insert, not append: of several fields of one operation, the
+            // last one's cookie is the one that holds.
+            let value = cookie::set(pair.refresh_token.clone(), pair.refresh_expires_in);
+            self.insert_http_header("set-cookie", value);
+        }
+        AuthPayload::new(pair, user, in_cookie)
+    }
+
+    fn clear_refresh_cookie(&self) {
+        if self.state().refresh_cookie {
+            self.insert_http_header("set-cookie", cookie::clear());
+        }
+    }
+
+    fn is_current_session(&self, sid: Uuid) -> bool {
+        let (tokens, meta) = (&self.state().tokens, self.meta());
+        let access = match &meta.credentials {
+            Credentials::Bearer(token) => tokens.decode(token, TokenType::Access).ok(),
+            Credentials::Missing | Credentials::Malformed => None,
+        };
+        let cookie = meta
+            .refresh_cookie
+            .as_deref()
+            .and_then(|token| tokens.decode_ignoring_expiry(token).ok());
+        access
+            .into_iter()
+            .chain(cookie)
+            .any(|claims| claims.sid == sid)
     }
 }
 

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod codes;
 mod context;
+mod cookie;
 mod limits;
 mod parse_cache;
 mod sessions;
@@ -14,6 +15,7 @@ mod types;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 pub use context::RequestMeta;
+pub use cookie::REFRESH_COOKIE;
 
 use crate::state::AppState;
 

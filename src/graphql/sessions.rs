@@ -144,6 +144,7 @@ impl SessionMutation {
             .end_sessions_of(requester.user.id, None, ctx.state().clock.now().timestamp())
             .await?;
         ctx.state().metrics.revocations.inc_by(ended);
+        ctx.clear_refresh_cookie();
         ctx.forget_requester().await;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
@@ -163,6 +164,9 @@ impl SessionMutation {
         }
         store.end_session(sid, now, now).await?;
         ctx.state().metrics.revocations.inc();
+        if ctx.is_current_session(sid) {
+            ctx.clear_refresh_cookie();
+        }
         if sid == requester.claims.sid {
             ctx.forget_requester().await;
         }

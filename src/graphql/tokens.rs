@@ -56,6 +56,19 @@ fn describe(claims: &Claims, reason: Option<AuthFailure>) -> TokenInfo {
     }
 }
 
+/// In cookie mode, a refresh token rotated less than this many seconds ago
+/// is `rotated` rather than reuse: tabs sharing one cookie refresh at once,
+/// and the loser's retry carries the newer cookie.
+pub const ROTATED_GRACE: i64 = 10;
+
+/// The refresh token an operation acts on: its argument, else the cookie.
+fn presented(ctx: &Context<'_>, argument: Option<String>) -> Option<(String, bool)> {
+    match argument {
+        Some(token) => Some((token, false)),
+        None => ctx.meta().refresh_cookie.clone().map(|token| (token, true)),
+    }
+}
+
 #[derive(Default)]
 pub struct TokenMutation;
 
@@ -65,48 +78,91 @@ impl TokenMutation {
     /// The one presented is revoked at once; of concurrent calls with one token,
     /// exactly one succeeds. Presenting a token that was already used is taken
     /// as theft: it fails with `revoked` and ends its whole session.
+    ///
+    /// In cookie mode the argument may be left out: the token comes from the
+    /// cookie, the new one goes back into it, and a token another tab rotated
+    /// less than 10 seconds ago fails with `rotated` and ends nothing.
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
-        refresh_token: String,
+        refresh_token: Option<String>,
     ) -> Result<AuthPayload, AppError> {
         ctx.rate_limit()?;
-        let state = ctx.state();
-        let old = state.tokens.decode(&refresh_token, TokenType::Refresh)?;
-        let now = state.clock.now();
-        let pair = state
-            .tokens
-            .pair(old.sub, old.sid, now.timestamp())
-            .map_err(AppError::internal)?;
-        match state
-            .store
-            .rotate(&old.token(), now, pair.expires_at)
-            .await?
+        let Some((token, from_cookie)) = presented(ctx, refresh_token) else {
+            return Err(AuthFailure::MissingRefresh.into());
+        };
+        let result = rotate(ctx, &token, if from_cookie { ROTATED_GRACE } else { 0 }).await;
+        // A cookie that failed is of no more use; one another tab rotated
+        // has been replaced already, and clearing it would log that tab out.
+        if from_cookie
+            && let Err(AppError::Unauthenticated(reason)) = &result
+            && *reason != AuthFailure::Rotated
         {
-            Rotation::Rotated(user) => {
-                state.metrics.refreshes.inc();
-                Ok(AuthPayload::new(pair, user))
-            }
-            Rotation::Reused => {
-                state.metrics.reuse_detections.inc();
-                state.metrics.revocations.inc();
-                Err(AuthFailure::Revoked.into())
-            }
-            Rotation::Revoked => Err(AuthFailure::Revoked.into()),
-            Rotation::UnknownUser => Err(AuthFailure::Invalid.into()),
+            ctx.clear_refresh_cookie();
         }
+        result
     }
 
     /// Ends the session of this refresh token: every token of it, access or
     /// refresh, is refused from now on. Other sessions of the user go on.
-    /// True also when the session had already ended.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool, AppError> {
+    /// True also when the session had already ended. In cookie mode the
+    /// argument may be left out (the cookie's session ends, and the cookie is
+    /// cleared); with neither, true.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: Option<String>,
+    ) -> Result<bool, AppError> {
+        let Some((token, from_cookie)) = presented(ctx, refresh_token) else {
+            return Ok(true);
+        };
         let state = ctx.state();
-        let claims = state.tokens.decode(&refresh_token, TokenType::Refresh)?;
+        let claims = match state.tokens.decode(&token, TokenType::Refresh) {
+            Ok(claims) => claims,
+            Err(reason) => {
+                if from_cookie {
+                    ctx.clear_refresh_cookie();
+                }
+                return Err(reason.into());
+            }
+        };
         let now = state.clock.now().timestamp();
         state.store.end_session(claims.sid, claims.exp, now).await?;
         state.metrics.revocations.inc();
+        if from_cookie || ctx.is_current_session(claims.sid) {
+            ctx.clear_refresh_cookie();
+        }
         ctx.forget_requester().await;
         Ok(true)
+    }
+}
+
+/// Rotates `token` (see `refreshToken`), with `grace` seconds for a token
+/// rotated moments ago.
+async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayload, AppError> {
+    let state = ctx.state();
+    let old = state.tokens.decode(token, TokenType::Refresh)?;
+    let now = state.clock.now();
+    let pair = state
+        .tokens
+        .pair(old.sub, old.sid, now.timestamp())
+        .map_err(AppError::internal)?;
+    match state
+        .store
+        .rotate(&old.token(), now, pair.expires_at, grace)
+        .await?
+    {
+        Rotation::Rotated(user) => {
+            state.metrics.refreshes.inc();
+            Ok(ctx.hand_out(pair, user))
+        }
+        Rotation::Reused => {
+            state.metrics.reuse_detections.inc();
+            state.metrics.revocations.inc();
+            Err(AuthFailure::Revoked.into())
+        }
+        Rotation::Superseded => Err(AuthFailure::Rotated.into()),
+        Rotation::Revoked => Err(AuthFailure::Revoked.into()),
+        Rotation::UnknownUser => Err(AuthFailure::Invalid.into()),
     }
 }

@@ -71,26 +71,36 @@ pub struct AuthPayload {
     pub access_token: String,
     /// Long-lived JWT for `refreshToken` and `logout`. Single use: every refresh
     /// returns a new one, and presenting a used one ends the whole session.
-    pub refresh_token: String,
+    /// Null in cookie mode (`REFRESH_TOKEN_COOKIE=on`): the token went into
+    /// the HttpOnly cookie `__Host-authgraph-refresh` instead.
+    pub refresh_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until `accessToken` expires.
     pub expires_in: i32,
+    /// Seconds until the refresh token expires (in the body or the cookie).
+    pub refresh_expires_in: i32,
     /// The account the tokens belong to.
     pub user: User,
 }
 
 impl AuthPayload {
-    /// The payload handing out `pair`, once the store has agreed to it.
-    pub fn new(pair: TokenPair, user: user::Profile) -> Self {
+    /// The payload handing out `pair`, once the store has agreed to it: the
+    /// refresh token in the body, or (`in_cookie`) left out of it.
+    pub fn new(pair: TokenPair, user: user::Profile, in_cookie: bool) -> Self {
         Self {
             access_token: pair.access_token,
-            refresh_token: pair.refresh_token,
+            refresh_token: (!in_cookie).then_some(pair.refresh_token),
             token_type: "Bearer",
-            expires_in: i32::try_from(pair.expires_in).unwrap_or(i32::MAX),
+            expires_in: seconds(pair.expires_in),
+            refresh_expires_in: seconds(pair.refresh_expires_in),
             user: User(user),
         }
     }
+}
+
+fn seconds(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 /// What `verifyToken` found out about a token.

@@ -17,8 +17,8 @@ use poem::web::{Accept, Data, Json};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
-use super::TrustedProxies;
 use super::persisted::{self, PersistedQueries, Resolved};
+use super::{Browsers, TrustedProxies};
 use crate::auth::bearer::Credentials;
 use crate::graphql::{AuthSchema, MAX_BATCH, MAX_NESTING, RequestMeta, nesting_exceeds};
 
@@ -73,7 +73,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// The per-operation data every operation of this request gets.
-fn meta(req: &Request, proxies: &TrustedProxies) -> impl Fn() -> RequestMeta {
+fn meta(req: &Request, proxies: &TrustedProxies, browsers: &Browsers) -> impl Fn() -> RequestMeta {
     // Two headers are refused, not resolved: a proxy that reads the other
     // one would authenticate someone else.
     let mut authorization = req.headers().get_all(header::AUTHORIZATION).iter();
@@ -91,7 +91,15 @@ fn meta(req: &Request, proxies: &TrustedProxies) -> impl Fn() -> RequestMeta {
             .map_or(ua, |(cut, _)| &ua[..cut])
             .to_owned()
     });
-    move || RequestMeta::new(credentials.clone(), client_ip, user_agent.clone())
+    let refresh_cookie = browsers.refresh_cookie(req);
+    move || {
+        RequestMeta::new(
+            credentials.clone(),
+            client_ip,
+            user_agent.clone(),
+            refresh_cookie.clone(),
+        )
+    }
 }
 
 /// Runs a single request or a batch, each entry resolving its own
@@ -153,6 +161,8 @@ fn respond(response: BatchResponse, media: Media) -> Response {
     if media == Media::Json {
         return GraphQLBatchResponse(response).into_response();
     }
+    // What resolvers set (the refresh cookie), as the JSON path does.
+    let headers = response.http_headers();
     let (status, body) = match &response {
         BatchResponse::Single(single)
             if failed_before_execution(single) && !persisted::is_not_found(single) =>
@@ -165,10 +175,14 @@ fn respond(response: BatchResponse, media: Media) -> Response {
         _ => (StatusCode::OK, serde_json::to_vec(&response)),
     };
     match body {
-        Ok(body) => Response::builder()
-            .status(status)
-            .content_type(format!("{GRAPHQL_RESPONSE}; charset=utf-8"))
-            .body(body),
+        Ok(body) => {
+            let mut answer = Response::builder()
+                .status(status)
+                .content_type(format!("{GRAPHQL_RESPONSE}; charset=utf-8"))
+                .body(body);
+            answer.headers_mut().extend(headers);
+            answer
+        }
         Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL_SERVER_ERROR",
@@ -186,8 +200,16 @@ pub async fn post(
     schema: Data<&AuthSchema>,
     persisted: Data<&PersistedQueries>,
     proxies: Data<&TrustedProxies>,
+    browsers: Data<&Browsers>,
 ) -> Response {
     let media = negotiate(&accept, false).unwrap_or(Media::Json);
+    if browsers.is_forged(req) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "This request carries the refresh cookie but comes from a page of another site: refused",
+        );
+    }
     let is_json = req
         .header(header::CONTENT_TYPE)
         .and_then(|v| v.split(';').next())
@@ -247,7 +269,7 @@ pub async fn post(
         batch => batch,
     };
     respond(
-        execute(&schema, &persisted, batch, meta(req, &proxies)).await,
+        execute(&schema, &persisted, batch, meta(req, &proxies, &browsers)).await,
         media,
     )
 }
@@ -272,6 +294,7 @@ pub async fn get(
     schema: Data<&AuthSchema>,
     persisted: Data<&PersistedQueries>,
     proxies: Data<&TrustedProxies>,
+    browsers: Data<&Browsers>,
 ) -> Response {
     let Some(media) = negotiate(&accept, true) else {
         return super::graphiql().into_response();
@@ -325,7 +348,7 @@ pub async fn get(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return refused;
     }
-    let meta = meta(req, &proxies);
+    let meta = meta(req, &proxies, &browsers);
     let response = run(&schema, &persisted, resolved, &meta).await;
     respond(BatchResponse::Single(response), media)
 }

@@ -1,10 +1,12 @@
 //! The HTTP routes: GraphQL over HTTP (`graphql.rs`), GraphiQL, the health
 //! check, metrics, and the request span around them all.
 
+mod browser;
 mod client_ip;
 pub mod graphql;
 mod persisted;
 
+pub use browser::{BrowserCors, Browsers};
 pub use client_ip::TrustedProxies;
 pub use persisted::PersistedQueries;
 

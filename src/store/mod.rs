@@ -97,15 +97,17 @@ impl Store {
     }
 
     /// Revokes the presented refresh token and moves its session on, or
-    /// says why not (a reused token ends its session).
+    /// says why not (a reused token ends its session, unless it was rotated
+    /// less than `grace` seconds ago).
     #[tracing::instrument(name = "db.ledger.rotate", level = "debug", skip_all, err)]
     pub async fn rotate(
         &self,
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
+        grace: i64,
     ) -> Result<Rotation, DbErr> {
-        self.ledger.rotate(old, now, new_expires_at).await
+        self.ledger.rotate(old, now, new_expires_at, grace).await
     }
 
     /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a

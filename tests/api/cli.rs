@@ -111,6 +111,27 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         "ACCESS_TOKEN_TTL",
     );
     let out = assert_refused(
+        &run(dir.path(), &[], &[("CORS_ALLOWED_ORIGINS", "*")]),
+        "CORS_ALLOWED_ORIGINS",
+    );
+    assert!(out.contains("wildcards are refused"), "{out}");
+    assert_refused(
+        &run(
+            dir.path(),
+            &[],
+            &[("CORS_ALLOWED_ORIGINS", "https://app.example.com/login")],
+        ),
+        "CORS_ALLOWED_ORIGINS",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("PUBLIC_URL", "auth.example.com")]),
+        "PUBLIC_URL",
+    );
+    assert_refused(
+        &run(dir.path(), &[], &[("REFRESH_TOKEN_COOKIE", "yes")]),
+        "REFRESH_TOKEN_COOKIE",
+    );
+    let out = assert_refused(
         &run(
             dir.path(),
             &[],

@@ -4,6 +4,7 @@ mod databases;
 mod helpers;
 
 mod admin;
+mod browser;
 mod cli;
 mod fuzz;
 mod hardening;

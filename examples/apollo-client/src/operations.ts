@@ -25,16 +25,17 @@ export const LOGIN = graphql(`
 `);
 
 export const REFRESH = graphql(`
-  mutation Refresh($refreshToken: String!) {
+  mutation Refresh($refreshToken: String) {
     refreshToken(refreshToken: $refreshToken) {
       accessToken
       refreshToken
+      refreshExpiresIn
     }
   }
 `);
 
 export const LOGOUT = graphql(`
-  mutation Logout($refreshToken: String!) {
+  mutation Logout($refreshToken: String) {
     logout(refreshToken: $refreshToken)
   }
 `);

@@ -3,6 +3,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
+import makeFetchCookie from "fetch-cookie";
+import { CookieJar } from "tough-cookie";
+
 import { startAuthgraph } from "../../../tests/support/start-authgraph.mjs";
 import { createAuthClient } from "../src/client.js";
 import { LOGIN, ME, SIGNUP } from "../src/operations.js";
@@ -46,7 +49,7 @@ test("signup, me, expiry with one shared refresh, logout", async () => {
   });
   assert.ok(data);
   assert.equal(data.signup.expiresIn, 2);
-  client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken });
+  client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken ?? null });
 
   const me = await client.apollo.query({ query: ME });
   assert.equal(me.data.me.username, "apollo");
@@ -86,7 +89,7 @@ test("a refresh that fails clears the tokens", async () => {
   const client = createAuthClient(`${base}/graphql`);
   const { data } = await client.apollo.mutate({ mutation: LOGIN, variables: { input: { username: "elsewhere", password: PASSWORD } } });
   assert.ok(data);
-  client.setTokens({ accessToken: data.login.accessToken, refreshToken: data.login.refreshToken });
+  client.setTokens({ accessToken: data.login.accessToken, refreshToken: data.login.refreshToken ?? null });
 
   // The session is ended from another device while this client holds its tokens.
   const other = createAuthClient(`${base}/graphql`);
@@ -129,7 +132,7 @@ for (const useGETForHashedQueries of [false, true]) {
       variables: { input: { username: name, email: `${name}@example.com`, password: PASSWORD } },
     });
     assert.ok(data);
-    client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken });
+    client.setTokens({ accessToken: data.signup.accessToken, refreshToken: data.signup.refreshToken ?? null });
     assert.equal((await client.apollo.query({ query: ME })).data.me.username, name);
     const before = seen.length;
     assert.equal((await client.apollo.query({ query: ME })).data.me.username, name);
@@ -151,3 +154,49 @@ for (const useGETForHashedQueries of [false, true]) {
     }
   });
 }
+
+test("cookie mode: the refresh token never reaches the client, a reload resumes from the cookie", async () => {
+  const cookieServer = await startAuthgraph({ ACCESS_TOKEN_TTL: "2", REFRESH_TOKEN_COOKIE: "on" });
+  try {
+    const uri = `${cookieServer.base}/graphql`;
+    // What a browser keeps for the page: one cookie jar, shared by its tabs.
+    const jar = new CookieJar();
+    const browserFetch = makeFetchCookie(fetch, jar) as typeof fetch;
+    const refreshCookie = async () =>
+      (await jar.getCookies(uri)).find((c) => c.key === "__Host-authgraph-refresh");
+
+    const client = createAuthClient(uri, { cookieMode: true, fetch: browserFetch });
+    const { data } = await client.apollo.mutate({
+      mutation: SIGNUP,
+      variables: { input: { username: "cookiejar", email: "cookiejar@example.com", password: PASSWORD } },
+    });
+    assert.ok(data);
+    assert.equal(data.signup.refreshToken, null, "no refresh token in the body");
+    client.setTokens({ accessToken: data.signup.accessToken, refreshToken: null });
+    const kept = await refreshCookie();
+    assert.ok(kept, "the refresh token is in the cookie");
+    assert.equal(kept.httpOnly, true);
+    assert.equal(kept.secure, true);
+    assert.equal(kept.sameSite, "strict");
+    assert.equal((await client.apollo.query({ query: ME })).data.me.username, "cookiejar");
+
+    // Expiry: one refresh from the cookie serves five waiting queries.
+    await sleep(3_100);
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => client.apollo.query({ query: ME, context: { queryDeduplication: false } })),
+    );
+    for (const result of results) assert.equal(result.data.me.username, "cookiejar");
+    assert.equal(client.refreshCount(), 1);
+
+    // A reload: new clients with no tokens, two tabs resuming at once.
+    const tabs = [0, 1].map(() => createAuthClient(uri, { cookieMode: true, fetch: browserFetch }));
+    assert.deepEqual(await Promise.all(tabs.map((tab) => tab.resume())), [true, true]);
+    for (const tab of tabs) assert.equal((await tab.apollo.query({ query: ME })).data.me.username, "cookiejar");
+
+    await tabs[0].logout();
+    assert.equal(await refreshCookie(), undefined, "logout cleared the cookie");
+    assert.equal(await tabs[1].resume(), false, "nothing to resume from");
+  } finally {
+    cookieServer.stop();
+  }
+});

@@ -36,6 +36,9 @@ pub enum Rotation {
     Rotated(user::Profile),
     /// It had been rotated before: its session has now been ended.
     Reused,
+    /// It was rotated less than the grace ago (a second tab with the same
+    /// cookie): refused, and nothing ended.
+    Superseded,
     /// Its session had ended.
     Revoked,
     /// Its user is gone.
@@ -92,16 +95,18 @@ impl TokenLedger {
     }
 
     /// Revokes the presented refresh token and moves its session on, or says
-    /// why not: a token used before ends its session (reuse detection).
+    /// why not: a token used before ends its session (reuse detection),
+    /// unless it was rotated less than `grace` seconds ago.
     pub(crate) async fn rotate(
         &self,
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
+        grace: i64,
     ) -> Result<Rotation, DbErr> {
         match self {
-            Self::Pool(pool) => pool.rotate(old, now, new_expires_at).await,
-            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at).await,
+            Self::Pool(pool) => pool.rotate(old, now, new_expires_at, grace).await,
+            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at, grace).await,
         }
     }
 

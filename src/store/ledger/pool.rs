@@ -72,9 +72,10 @@ impl PoolLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
+        grace: i64,
     ) -> Result<Rotation, DbErr> {
         let Some(user) = self.user_unless_revoked(old.user, old.sid, old.jti).await? else {
-            return self.why_not(old, now).await;
+            return self.why_not(old, now, grace).await;
         };
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
@@ -88,10 +89,8 @@ impl PoolLedger {
         if let Err(err) = marked {
             txn.rollback().await?;
             return match err.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    self.end_session(old.sid, old.exp, now.timestamp()).await?;
-                    Ok(Rotation::Reused)
-                }
+                // A concurrent rotation of this token committed first.
+                Some(SqlErr::UniqueConstraintViolation(_)) => self.why_not(old, now, grace).await,
                 _ => Err(err),
             };
         }
@@ -116,16 +115,34 @@ impl PoolLedger {
     }
 
     /// Why a refresh token's user row did not come back: used (which ends
-    /// the session), ended, or its user gone.
-    async fn why_not(&self, old: &TokenRef, now: DateTime<Utc>) -> Result<Rotation, DbErr> {
-        let rows = self.revocations_of(old.sid, old.jti).await?;
-        if rows.contains(&old.sid) {
-            Ok(Rotation::Revoked)
-        } else if rows.contains(&old.jti) {
-            self.end_session(old.sid, old.exp, now.timestamp()).await?;
-            Ok(Rotation::Reused)
-        } else {
-            Ok(Rotation::UnknownUser)
+    /// the session, unless within `grace` seconds of its rotation), ended,
+    /// or its user gone.
+    async fn why_not(
+        &self,
+        old: &TokenRef,
+        now: DateTime<Utc>,
+        grace: i64,
+    ) -> Result<Rotation, DbErr> {
+        let rows: Vec<(Uuid, i64)> = revocation::Entity::find()
+            .select_only()
+            .column(revocation::Column::Id)
+            .column(revocation::Column::RevokedAt)
+            .filter(revocation::Column::Id.is_in([old.sid, old.jti]))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let revoked_at = |id: Uuid| rows.iter().find(|row| row.0 == id).map(|row| row.1);
+        let now = now.timestamp();
+        if revoked_at(old.sid).is_some() {
+            return Ok(Rotation::Revoked);
+        }
+        match revoked_at(old.jti) {
+            Some(rotated) if now - rotated < grace => Ok(Rotation::Superseded),
+            Some(_) => {
+                self.end_session(old.sid, old.exp, now).await?;
+                Ok(Rotation::Reused)
+            }
+            None => Ok(Rotation::UnknownUser),
         }
     }
 

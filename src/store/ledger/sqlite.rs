@@ -51,7 +51,7 @@ const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at 
 
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
 
-const REVOCATIONS_OF: &str = "SELECT id FROM revocations WHERE id IN (?1, ?2)";
+const REVOCATIONS_OF: &str = "SELECT id, revoked_at FROM revocations WHERE id IN (?1, ?2)";
 
 const MARK_USED: &str =
     "INSERT INTO revocations (id, kind, revoked_at, expires_at) VALUES (?1, ?2, ?3, ?4)";
@@ -172,16 +172,17 @@ impl InPlaceLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
+        grace: i64,
     ) -> Result<Rotation, DbErr> {
-        let mut attempt = self.rotate_in_place(old, now, new_expires_at)?;
+        let mut attempt = self.rotate_in_place(old, now, new_expires_at, grace)?;
         if matches!(attempt, InPlace::Busy) && self.checkpoint_finished(CHECKPOINT_WAIT).await {
-            attempt = self.rotate_in_place(old, now, new_expires_at)?;
+            attempt = self.rotate_in_place(old, now, new_expires_at, grace)?;
         }
         match attempt {
             InPlace::Done(rotation) => Ok(rotation),
             InPlace::Busy => {
                 tracing::debug!("SQLite busy in place; rotating through the pool");
-                self.pool.rotate(old, now, new_expires_at).await
+                self.pool.rotate(old, now, new_expires_at, grace).await
             }
         }
     }
@@ -191,6 +192,7 @@ impl InPlaceLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
+        grace: i64,
     ) -> Result<InPlace, DbErr> {
         // Held by a checkpoint (or a rotation on another thread): don't wait.
         let mut slot = match self.writer.try_lock() {
@@ -201,7 +203,7 @@ impl InPlaceLedger {
         let mut conn = self
             .writer_from(&mut slot)
             .map_err(|err| failed("cannot open the writer", &err))?;
-        let result = rotate_in(&mut conn, old, now, new_expires_at);
+        let result = rotate_in(&mut conn, old, now, new_expires_at, grace);
         // Keep the connection unless it failed in an unexpected way.
         if result.as_ref().map_or_else(is_busy, |_| true) {
             *slot = Some(conn);
@@ -363,6 +365,7 @@ fn rotate_in(
     old: &TokenRef,
     now: DateTime<Utc>,
     new_expires_at: i64,
+    grace: i64,
 ) -> rusqlite::Result<(Rotation, bool)> {
     // BEGIN IMMEDIATE takes the write lock first, or answers busy at once.
     // Dropping `txn` without a commit rolls back.
@@ -372,15 +375,20 @@ fn rotate_in(
         .query_row((old.user, old.sid, old.jti), profile_from_row)
         .optional()?;
     let Some(user) = user else {
-        let revoked: Vec<Uuid> = txn
+        let revoked: Vec<(Uuid, i64)> = txn
             .prepare_cached(REVOCATIONS_OF)?
-            .query_map((old.sid, old.jti), |row| row.get(0))?
+            .query_map((old.sid, old.jti), |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        if revoked.contains(&old.sid) {
+        let revoked_at = |id: Uuid| revoked.iter().find(|row| row.0 == id).map(|row| row.1);
+        if revoked_at(old.sid).is_some() {
             return Ok((Rotation::Revoked, false));
         }
-        if !revoked.contains(&old.jti) {
-            return Ok((Rotation::UnknownUser, false));
+        match revoked_at(old.jti) {
+            None => return Ok((Rotation::UnknownUser, false)),
+            Some(rotated) if now.timestamp() - rotated < grace => {
+                return Ok((Rotation::Superseded, false));
+            }
+            Some(_) => {}
         }
         let kind = revocation::Kind::Session.to_value();
         txn.prepare_cached(END_SESSION)?

@@ -186,7 +186,7 @@ on_every_backend! {
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
         let exp = now.timestamp() + 3_600;
-        let Rotation::Rotated(profile) = store.rotate(&old, now, exp).await.unwrap() else {
+        let Rotation::Rotated(profile) = store.rotate(&old, now, exp, 0).await.unwrap() else {
             panic!("rotated");
         };
         assert_eq!(profile, user::Profile::from(alice.clone()));
@@ -203,13 +203,57 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now();
-        assert!(matches!(store.rotate(&old, now, 0).await.unwrap(), Rotation::Rotated(_)));
-        assert!(matches!(store.rotate(&old, now, 0).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, now, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&newer, now, 0, 0).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), newer.jti).await.unwrap(), "nothing written");
         assert!(store.user_unless_revoked(alice.id, sid, newer.jti).await.unwrap().is_none());
+    }
+}
+
+on_every_backend! {
+    /// Within the grace a used token is superseded and ends nothing; after
+    /// it, reuse ends the session as without one.
+    async fn a_token_rotated_within_the_grace_ends_nothing(store) {
+        let (alice, sid) = user(store, "alice").await;
+        let old = token(alice.id, sid);
+        let now = Utc::now().trunc_subsecs(3);
+        assert!(matches!(store.rotate(&old, now, 0, 10).await.unwrap(), Rotation::Rotated(_)));
+        let soon = now + chrono::Duration::seconds(9);
+        assert!(matches!(store.rotate(&old, soon, 0, 10).await.unwrap(), Rotation::Superseded));
+        assert!(!store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session goes on");
+        let newer = token(alice.id, sid);
+        assert!(matches!(store.rotate(&newer, soon, 0, 10).await.unwrap(), Rotation::Rotated(_)));
+        let later = soon + chrono::Duration::seconds(10);
+        assert!(matches!(store.rotate(&newer, later, 0, 10).await.unwrap(), Rotation::Reused));
+        assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
+    }
+}
+
+on_every_backend! {
+    /// Of concurrent rotations of one token under a grace, one wins and the
+    /// rest are superseded: the session goes on.
+    async fn concurrent_rotations_under_a_grace_keep_the_session(store) {
+        let (alice, sid) = user(store, "alice").await;
+        let old = token(alice.id, sid);
+        let rotations: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, 10).await.unwrap() })
+            })
+            .collect();
+        let mut rotated = 0;
+        for rotation in rotations {
+            match rotation.await.unwrap() {
+                Rotation::Rotated(_) => rotated += 1,
+                Rotation::Superseded => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(rotated, 1);
+        assert!(!store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session goes on");
     }
 }
 
@@ -220,13 +264,13 @@ on_every_backend! {
         let now = Utc::now();
         store.end_session(sid, 0, now.timestamp()).await.unwrap();
         let old = token(alice.id, sid);
-        assert!(matches!(store.rotate(&old, now, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Revoked));
         assert_eq!(revocations(store).await, 1, "nothing written");
 
         let (bob, gone) = user(store, "bob").await;
         session::Entity::delete_by_id(gone).exec(store.connection()).await.unwrap();
         let old = token(bob.id, gone);
-        assert!(matches!(store.rotate(&old, now, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap(), "rolled back");
     }
 }
@@ -236,7 +280,7 @@ on_every_backend! {
     async fn an_unknown_user_is_told_apart(store) {
         let old = token(Uuid::new_v4(), Uuid::new_v4());
         assert!(matches!(
-            store.rotate(&old, Utc::now(), 0).await.unwrap(),
+            store.rotate(&old, Utc::now(), 0, 0).await.unwrap(),
             Rotation::UnknownUser
         ));
         assert_eq!(revocations(store).await, 0);
@@ -253,7 +297,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, 0).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -261,7 +305,7 @@ on_every_backend! {
             match rotation.await.unwrap() {
                 Rotation::Rotated(_) => rotated += 1,
                 Rotation::Reused | Rotation::Revoked => {}
-                Rotation::UnknownUser => panic!("the user is there"),
+                Rotation::UnknownUser | Rotation::Superseded => panic!("the user is there, no grace"),
             }
         }
         assert_eq!(rotated, 1);
@@ -276,7 +320,7 @@ on_every_backend! {
         let (bob, bob_sid) = user(store, "bob").await;
         store.set_role(bob.id, user::Role::Admin).await.unwrap();
         let used = token(alice.id, sid);
-        assert!(matches!(store.rotate(&used, Utc::now(), 0).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&used, Utc::now(), 0, 0).await.unwrap(), Rotation::Rotated(_)));
         store.end_session(bob_sid, 0, 0).await.unwrap();
         let live = Uuid::new_v4();
         let cases = [
@@ -394,11 +438,11 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     let now = Utc::now().trunc_subsecs(3);
     let exp = now.timestamp() + 3_600;
     assert!(matches!(
-        in_place.rotate(&here, now, exp).await.unwrap(),
+        in_place.rotate(&here, now, exp, 0).await.unwrap(),
         Rotation::Rotated(_)
     ));
     assert!(matches!(
-        pooled.rotate(&there, now, exp).await.unwrap(),
+        pooled.rotate(&there, now, exp, 0).await.unwrap(),
         Rotation::Rotated(_)
     ));
     let session = "SELECT last_used_at, expires_at, created_at FROM sessions WHERE id = ?";
@@ -418,11 +462,11 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     );
     // Reuse ends the session with the same row on either path.
     assert!(matches!(
-        in_place.rotate(&here, now, exp).await.unwrap(),
+        in_place.rotate(&here, now, exp, 0).await.unwrap(),
         Rotation::Reused
     ));
     assert!(matches!(
-        pooled.rotate(&there, now, exp).await.unwrap(),
+        pooled.rotate(&there, now, exp, 0).await.unwrap(),
         Rotation::Reused
     ));
     assert_eq!(
@@ -444,7 +488,7 @@ async fn a_rotation_meeting_another_writer_goes_through_the_pool_and_waits() {
         .unwrap();
     let rotation = tokio::spawn({
         let store = store.clone();
-        async move { store.rotate(&old, Utc::now(), 0).await }
+        async move { store.rotate(&old, Utc::now(), 0, 0).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
@@ -468,7 +512,7 @@ async fn rotations_in_place_keep_the_wal_from_growing() {
     let mut largest = 0;
     for _ in 0..4_000 {
         let rotated = store
-            .rotate(&token(alice.id, sid), Utc::now(), 0)
+            .rotate(&token(alice.id, sid), Utc::now(), 0, 0)
             .await
             .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)));
@@ -507,7 +551,7 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
     let rotation = tokio::spawn({
         let store = store.clone();
         let old = token(alice.id, sid);
-        async move { store.rotate(&old, Utc::now(), 0).await }
+        async move { store.rotate(&old, Utc::now(), 0, 0).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!rotation.is_finished(), "it waits");
