@@ -9,7 +9,8 @@ use poem::middleware::CatchPanic;
 use poem::{EndpointExt, Route, Server, get};
 use sea_orm::DbBackend;
 
-use crate::auth::jwt::Tokens;
+use crate::auth::jwt::{TokenRules, Tokens};
+use crate::auth::keys::{self, KeyKind, KeySet};
 use crate::auth::password::Hasher;
 use crate::config::{ConfigError, Settings};
 use crate::error::chain;
@@ -91,6 +92,8 @@ pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Mod
 
 pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
+    // Keys before the database: a bad key file is reported at once.
+    let keys = load_keys(settings)?;
     let store = open_store(settings).await?;
     let key = settings.jwt_key()?;
     let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;
@@ -104,14 +107,25 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     let permits = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = Hasher::new(permits)
         .map_err(|err| ConfigError::new("start-up", format!("cannot set up Argon2: {err}")))?;
+    let tokens = Tokens::with_keys(
+        &key,
+        keys,
+        TokenRules {
+            access_ttl: settings.access_token_ttl,
+            refresh_ttl: settings.refresh_token_ttl,
+            leeway: settings.jwt_leeway,
+            issuer: settings.issuer(),
+            audience: settings.audience(),
+        },
+    );
+    let well_known = http::WellKnown::new(
+        tokens.jwks(),
+        tokens.issuer(),
+        &settings.public_url.join(".well-known/jwks.json"),
+    );
     let state = AppState {
         store: store.clone(),
-        tokens: Tokens::new(
-            &key,
-            settings.access_token_ttl,
-            settings.refresh_token_ttl,
-            settings.jwt_leeway,
-        ),
+        tokens,
         hasher,
         limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
         metrics: Metrics::new()
@@ -145,7 +159,13 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         )
         .at("/graphiql/:version/:file", get(http::graphiql_asset))
         .at("/healthz", get(http::healthz))
+        .at("/.well-known/jwks.json", get(http::jwks))
+        .at(
+            "/.well-known/openid-configuration",
+            get(http::openid_configuration),
+        )
         .at("/metrics", get(http::metrics))
+        .data(well_known)
         .data(schema)
         .data(http::PersistedQueries::default())
         .data(http::TrustedProxies::new(settings.trusted_proxies.clone()))
@@ -169,6 +189,102 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         state,
         leeway: i64::try_from(settings.jwt_leeway).unwrap_or(0),
     })
+}
+
+/// The asymmetric keys of `JWT_ALGORITHM`: the signing key (created once
+/// when its file is absent) and the verify keys. `None` under HS256.
+pub fn load_keys(settings: &Settings) -> Result<Option<KeySet>, ConfigError> {
+    let Some(kind) = KeyKind::of(settings.jwt_algorithm) else {
+        return Ok(None);
+    };
+    let signing_path = settings.jwt_signing_key_file.display().to_string();
+    let signing_pem =
+        settings.signing_key_pem(|| keys::generate(kind).map_err(|err| err.to_string()))?;
+    let mut verify = Vec::new();
+    for path in settings.verify_key_files() {
+        let pem = std::fs::read_to_string(path).map_err(|err| {
+            ConfigError::new(
+                "JWT_VERIFY_KEY_FILES",
+                format!("cannot read {}: {err}", path.display()),
+            )
+        })?;
+        verify.push((path.display().to_string(), pem));
+    }
+    KeySet::new(kind, &signing_path, &signing_pem, &verify)
+        .map(Some)
+        .map_err(|err| {
+            let setting = if err.to_string().contains(&signing_path) {
+                "JWT_SIGNING_KEY_FILE"
+            } else {
+                "JWT_VERIFY_KEY_FILES"
+            };
+            ConfigError::new(setting, err.to_string())
+        })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("HS256 has no key pair (its key is JWT_SECRET): choose EdDSA, ES256 or RS256")]
+    Symmetric,
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("{0} exists: not overwritten")]
+    Exists(String),
+    #[error("cannot create {0}: {1}")]
+    Create(String, std::io::Error),
+    #[error("JWT_ALGORITHM=HS256: no key is published (tokens are HS256 under JWT_SECRET)")]
+    NothingPublished,
+    #[error("JWT_SIGNING_KEY_FILE: {0} does not exist yet (`authgraph serve` creates it)")]
+    NoSigningKey(String),
+}
+
+/// `authgraph keys generate`: a new private key of `algorithm` in `out`
+/// (mode 0600, never over an existing file). Returns its kid.
+pub fn generate_key(
+    algorithm: crate::config::JwtAlgorithm,
+    out: &std::path::Path,
+) -> Result<String, KeysError> {
+    let kind = KeyKind::of(algorithm).ok_or(KeysError::Symmetric)?;
+    let pem = keys::generate(kind)?;
+    let shown = out.display().to_string();
+    let kid = KeySet::new(kind, &shown, &pem, &[])?.signing.kid;
+    crate::config::create_key_file(out, &pem).map_err(|err| match err.kind() {
+        std::io::ErrorKind::AlreadyExists => KeysError::Exists(shown.clone()),
+        _ => KeysError::Create(shown.clone(), err),
+    })?;
+    Ok(kid)
+}
+
+/// `authgraph keys list`: a line per key in use: kid, algorithm, role, file.
+pub fn list_keys(settings: &Settings) -> Result<Vec<String>, KeysError> {
+    if !settings.jwt_algorithm.is_asymmetric() {
+        return Err(KeysError::NothingPublished);
+    }
+    if !settings.jwt_signing_key_file.exists() {
+        return Err(KeysError::NoSigningKey(
+            settings.jwt_signing_key_file.display().to_string(),
+        ));
+    }
+    let keys = load_keys(settings)?.ok_or(KeysError::NothingPublished)?;
+    Ok(keys
+        .in_order()
+        .into_iter()
+        .map(|key| {
+            let role = if key.kid == keys.signing.kid {
+                "signing"
+            } else {
+                "verify"
+            };
+            format!(
+                "{}  {}  {role}  {}",
+                key.kid,
+                key.kind.algorithm_name(),
+                key.source
+            )
+        })
+        .collect())
 }
 
 /// Cookie mode works only when the browser keeps and sends the cookie:

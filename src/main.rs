@@ -1,7 +1,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use authgraph::config::{Cli, Command, ConfigError, LogFormat, Settings};
+use authgraph::config::{Cli, Command, ConfigError, KeysCommand, LogFormat, Settings};
 use clap::Parser;
 use clap::error::ErrorKind;
 use tracing_subscriber::EnvFilter;
@@ -65,6 +65,7 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err),
             },
             Command::Promote { user } => promote(&settings, &user).await,
+            Command::Keys { command } => keys(&settings, &command),
             Command::Serve | Command::Schema => serve(&settings).await,
         }
     });
@@ -101,6 +102,34 @@ async fn promote(settings: &Settings, who: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(authgraph::app::PromoteError::Config(err)) => fail(&err),
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `authgraph keys generate|list`: exit 0, or 1 with one line (2 for a bad setting).
+fn keys(settings: &Settings, command: &KeysCommand) -> ExitCode {
+    let done = match command {
+        KeysCommand::Generate { algorithm, out } => authgraph::app::generate_key(*algorithm, out)
+            .map(|kid| {
+                vec![format!(
+                    "{}: a new {} key, kid {kid}",
+                    out.display(),
+                    algorithm.as_str()
+                )]
+            }),
+        KeysCommand::List => authgraph::app::list_keys(settings),
+    };
+    match done {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(authgraph::app::KeysError::Config(err)) => fail(&err),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE

@@ -22,6 +22,7 @@ use authgraph::secret::Secret;
 use authgraph::state::AppState;
 use authgraph::store::{self, NewSession, NewUser, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
+use entity::user::Role;
 use migration::{Migrator, MigratorTrait};
 use uuid::Uuid;
 
@@ -33,10 +34,16 @@ fn jwt(c: &mut Criterion) {
     let tokens = tokens();
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let now = chrono::Utc::now().timestamp();
-    let (token, _) = tokens.issue(user, sid, TokenType::Access, now).unwrap();
+    let (token, _) = tokens
+        .issue(user, Role::User, sid, TokenType::Access, now)
+        .unwrap();
     let mut group = c.benchmark_group("jwt");
     group.bench_function("encode", |b| {
-        b.iter(|| tokens.issue(user, sid, TokenType::Access, now).unwrap())
+        b.iter(|| {
+            tokens
+                .issue(user, Role::User, sid, TokenType::Access, now)
+                .unwrap()
+        })
     });
     group.bench_function("decode", |b| {
         b.iter(|| tokens.decode(&token, TokenType::Access).unwrap())
@@ -68,7 +75,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
     let now = chrono::Utc::now();
     let (token, claims) = state
         .tokens
-        .issue(user_id, sid, TokenType::Access, now.timestamp())
+        .issue(user_id, Role::User, sid, TokenType::Access, now.timestamp())
         .unwrap();
     state
         .store

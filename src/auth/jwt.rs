@@ -1,16 +1,25 @@
-//! JWT claims and HS256 encode/decode with an explicit `Validation`.
+//! JWT claims, issuing and checking. Refresh tokens are HS256 under
+//! `JWT_SECRET`, always: no published key verifies one. Access tokens are
+//! HS256 too by default, or signed with the asymmetric key of
+//! `JWT_ALGORITHM` and checked under the verify key their `kid` names.
 
+use std::collections::HashMap;
+
+use entity::user;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AuthFailure;
+use super::keys::KeySet;
 use crate::secret::Secret;
 use crate::store::{NewSession, TokenRef};
 
-/// Longer than any token we issue; anything longer is garbage and is not parsed.
-const MAX_TOKEN_LEN: usize = 1024;
+/// Longer than any token we issue (an RS256 one with every claim is about
+/// 700 bytes); anything longer is garbage and is not parsed.
+const MAX_TOKEN_LEN: usize = 2048;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -28,6 +37,25 @@ impl TokenType {
     }
 }
 
+/// An access token's `role` claim: the user's role when it was issued.
+/// Informational, for other services; authgraph reads the role from the
+/// database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RoleClaim {
+    User,
+    Admin,
+}
+
+impl From<user::Role> for RoleClaim {
+    fn from(role: user::Role) -> Self {
+        match role {
+            user::Role::User => Self::User,
+            user::Role::Admin => Self::Admin,
+        }
+    }
+}
+
 /// The claims of every token (API.md, "Tokens").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -39,6 +67,15 @@ pub struct Claims {
     pub exp: i64,
     pub jti: Uuid,
     pub typ: TokenType,
+    /// `JWT_ISSUER` (or its default), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Access tokens: `JWT_AUDIENCE` (or its default), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Access tokens: the user's role at issue time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleClaim>,
 }
 
 impl Claims {
@@ -65,34 +102,150 @@ pub struct TokenPair {
     pub expires_at: i64,
 }
 
-/// The key and the rules tokens are made and checked with.
-pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+/// The rules tokens are made with, beside the keys.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRules {
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub leeway: u64,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// One key and the validations tokens under it are checked with.
+struct Verifier {
+    key: DecodingKey,
     validation: Validation,
     /// The same, minus `exp`: to describe an expired token in `verifyToken`.
-    validation_ignoring_exp: Validation,
+    ignoring_exp: Validation,
+}
+
+impl Verifier {
+    fn new(key: DecodingKey, algorithm: Algorithm, rules: &TokenRules, audience: bool) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = rules.leeway;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &rules.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match rules.audience.as_ref().filter(|_| audience) {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        let mut ignoring_exp = validation.clone();
+        ignoring_exp.validate_exp = false;
+        Self {
+            key,
+            validation,
+            ignoring_exp,
+        }
+    }
+}
+
+/// Where access tokens are checked: under the secret (HS256), or under the
+/// verify key their `kid` names.
+enum AccessVerifiers {
+    Secret(Box<Verifier>),
+    ByKid(HashMap<String, Verifier>),
+}
+
+/// The keys and the rules tokens are made and checked with.
+pub struct Tokens {
+    /// HS256 under `JWT_SECRET`: refresh tokens, and access tokens under HS256.
+    secret: EncodingKey,
+    /// Access tokens' key and header (`alg`, and `kid` when asymmetric).
+    access_key: Option<EncodingKey>,
+    access_header: Header,
+    refresh: Verifier,
+    access: AccessVerifiers,
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks: Option<JwkSet>,
     pub access_ttl: i64,
     pub refresh_ttl: i64,
 }
 
 impl Tokens {
+    /// HS256 for both kinds, no issuer or audience.
     pub fn new(key: &Secret, access_ttl: u64, refresh_ttl: u64, leeway: u64) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = leeway;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let mut validation_ignoring_exp = validation.clone();
-        validation_ignoring_exp.validate_exp = false;
+        let rules = TokenRules {
+            access_ttl,
+            refresh_ttl,
+            leeway,
+            ..TokenRules::default()
+        };
+        Self::with_keys(key, None, rules)
+    }
+
+    /// Refresh tokens under `key`; access tokens under `keys` when given
+    /// (asymmetric), else under `key` too.
+    pub fn with_keys(key: &Secret, keys: Option<KeySet>, rules: TokenRules) -> Self {
+        let refresh = Verifier::new(
+            DecodingKey::from_secret(key.expose()),
+            Algorithm::HS256,
+            &rules,
+            false,
+        );
+        let (access_key, access_header, access, jwks) = match keys {
+            None => (
+                None,
+                Header::new(Algorithm::HS256),
+                AccessVerifiers::Secret(Box::new(Verifier::new(
+                    DecodingKey::from_secret(key.expose()),
+                    Algorithm::HS256,
+                    &rules,
+                    true,
+                ))),
+                None,
+            ),
+            Some(keys) => {
+                let jwks = keys.jwks();
+                let mut header = Header::new(keys.signing.kind.algorithm());
+                header.kid = Some(keys.signing.kid.clone());
+                let verifiers = keys
+                    .verify
+                    .into_iter()
+                    .map(|(kid, key)| {
+                        let verifier =
+                            Verifier::new(key.decoding, key.kind.algorithm(), &rules, true);
+                        (kid, verifier)
+                    })
+                    .collect();
+                (
+                    Some(keys.signing.encoding),
+                    header,
+                    AccessVerifiers::ByKid(verifiers),
+                    Some(jwks),
+                )
+            }
+        };
         Self {
-            encoding: EncodingKey::from_secret(key.expose()),
-            decoding: DecodingKey::from_secret(key.expose()),
-            validation,
-            validation_ignoring_exp,
+            secret: EncodingKey::from_secret(key.expose()),
+            access_key,
+            access_header,
+            refresh,
+            access,
+            issuer: rules.issuer,
+            audience: rules.audience,
+            jwks,
             // The config caps TTLs at ten years, far inside i64.
-            access_ttl: i64::try_from(access_ttl).unwrap_or(i64::MAX / 4),
-            refresh_ttl: i64::try_from(refresh_ttl).unwrap_or(i64::MAX / 4),
+            access_ttl: i64::try_from(rules.access_ttl).unwrap_or(i64::MAX / 4),
+            refresh_ttl: i64::try_from(rules.refresh_ttl).unwrap_or(i64::MAX / 4),
         }
+    }
+
+    /// The published keys: `None` under HS256, where nothing is published.
+    pub fn jwks(&self) -> Option<&JwkSet> {
+        self.jwks.as_ref()
+    }
+
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
     }
 
     pub fn ttl(&self, typ: TokenType) -> i64 {
@@ -102,14 +255,22 @@ impl Tokens {
         }
     }
 
-    /// Makes a token of `typ` for `user` in session `sid`, issued at `now` (Unix seconds).
+    /// When a session whose tokens are issued at `now` ends: the later expiry.
+    pub fn session_expiry(&self, now: i64) -> i64 {
+        now + self.access_ttl.max(self.refresh_ttl)
+    }
+
+    /// Makes a token of `typ` for `user` (whose role is `role`) in session
+    /// `sid`, issued at `now` (Unix seconds).
     pub fn issue(
         &self,
         user: Uuid,
+        role: user::Role,
         sid: Uuid,
         typ: TokenType,
         now: i64,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let access = typ == TokenType::Access;
         let claims = Claims {
             sub: user,
             sid,
@@ -117,8 +278,17 @@ impl Tokens {
             exp: now + self.ttl(typ),
             jti: Uuid::new_v4(),
             typ,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone().filter(|_| access),
+            role: access.then_some(role.into()),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let token = match (&self.access_key, access) {
+            (Some(key), true) => jsonwebtoken::encode(&self.access_header, &claims, key)?,
+            (None, true) => jsonwebtoken::encode(&self.access_header, &claims, &self.secret)?,
+            (_, false) => {
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.secret)?
+            }
+        };
         Ok((token, claims))
     }
 
@@ -126,17 +296,18 @@ impl Tokens {
     pub fn pair(
         &self,
         user: Uuid,
+        role: user::Role,
         sid: Uuid,
         now: i64,
     ) -> Result<TokenPair, jsonwebtoken::errors::Error> {
-        let (access_token, access) = self.issue(user, sid, TokenType::Access, now)?;
-        let (refresh_token, refresh) = self.issue(user, sid, TokenType::Refresh, now)?;
+        let (access_token, _) = self.issue(user, role, sid, TokenType::Access, now)?;
+        let (refresh_token, _) = self.issue(user, role, sid, TokenType::Refresh, now)?;
         Ok(TokenPair {
             access_token,
             refresh_token,
             expires_in: self.access_ttl,
             refresh_expires_in: self.refresh_ttl,
-            expires_at: access.exp.max(refresh.exp),
+            expires_at: self.session_expiry(now),
         })
     }
 
@@ -144,11 +315,12 @@ impl Tokens {
     pub fn new_session(
         &self,
         user: Uuid,
+        role: user::Role,
         user_agent: Option<String>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(NewSession, TokenPair), jsonwebtoken::errors::Error> {
         let sid = Uuid::new_v4();
-        let pair = self.pair(user, sid, now.timestamp())?;
+        let pair = self.pair(user, role, sid, now.timestamp())?;
         let session = NewSession {
             id: sid,
             user_agent,
@@ -158,31 +330,56 @@ impl Tokens {
         Ok((session, pair))
     }
 
-    /// Checks signature, algorithm and expiry, then that the token is of type `expected`.
+    /// Checks signature, algorithm, issuer, audience and expiry, then that
+    /// the token is of type `expected`.
     pub fn decode(&self, token: &str, expected: TokenType) -> Result<Claims, AuthFailure> {
-        let claims = self.decode_any(token)?;
-        if claims.typ != expected {
-            return Err(AuthFailure::Invalid);
-        }
-        Ok(claims)
+        self.decode_as(token, expected, false)
     }
 
-    /// Checks signature, algorithm and expiry; either type.
+    /// Checks a token of either type (access first).
     pub fn decode_any(&self, token: &str) -> Result<Claims, AuthFailure> {
-        self.decode_with(token, &self.validation)
+        self.decode(token, TokenType::Access)
+            .or_else(|failure| match failure {
+                AuthFailure::Invalid => self.decode(token, TokenType::Refresh),
+                other => Err(other),
+            })
     }
 
-    /// The claims of a token with a good signature, expired or not.
+    /// The claims of a token of either type with a good signature, expired or not.
     pub fn decode_ignoring_expiry(&self, token: &str) -> Result<Claims, AuthFailure> {
-        self.decode_with(token, &self.validation_ignoring_exp)
+        self.decode_as(token, TokenType::Access, true)
+            .or_else(|_| self.decode_as(token, TokenType::Refresh, true))
     }
 
-    fn decode_with(&self, token: &str, validation: &Validation) -> Result<Claims, AuthFailure> {
+    fn decode_as(
+        &self,
+        token: &str,
+        expected: TokenType,
+        ignoring_exp: bool,
+    ) -> Result<Claims, AuthFailure> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthFailure::Invalid);
         }
+        let verifier = match (expected, &self.access) {
+            (TokenType::Refresh, _) => &self.refresh,
+            (TokenType::Access, AccessVerifiers::Secret(verifier)) => verifier,
+            // The key the header's `kid` names, or nothing: a missing or
+            // unknown kid is invalid, and so is any `alg` but that key's
+            // (the validation allows that one alone). `jku`, `jwk`, `x5u`
+            // and `x5c` are never looked at.
+            (TokenType::Access, AccessVerifiers::ByKid(keys)) => jsonwebtoken::decode_header(token)
+                .ok()
+                .and_then(|header| header.kid)
+                .and_then(|kid| keys.get(&kid))
+                .ok_or(AuthFailure::Invalid)?,
+        };
+        let validation = if ignoring_exp {
+            &verifier.ignoring_exp
+        } else {
+            &verifier.validation
+        };
         let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(|err| {
+            jsonwebtoken::decode::<Claims>(token, &verifier.key, validation).map_err(|err| {
                 match err.kind() {
                     ErrorKind::ExpiredSignature => AuthFailure::Expired,
                     _ => AuthFailure::Invalid,
@@ -190,7 +387,7 @@ impl Tokens {
             })?;
         // RFC 7515 4.1.11: a `crit` header names extensions the recipient must
         // understand, and we implement none.
-        if data.header.crit.is_some() {
+        if data.header.crit.is_some() || data.claims.typ != expected {
             return Err(AuthFailure::Invalid);
         }
         Ok(data.claims)
@@ -214,7 +411,9 @@ mod tests {
     fn round_trip_keeps_every_claim_and_the_ttl() {
         let t = tokens(0);
         let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
-        let (token, claims) = t.issue(user, sid, TokenType::Refresh, now()).unwrap();
+        let (token, claims) = t
+            .issue(user, user::Role::User, sid, TokenType::Refresh, now())
+            .unwrap();
         let back = t.decode(&token, TokenType::Refresh).unwrap();
         assert_eq!(back, claims);
         assert_eq!(back.exp - back.iat, 3600);
@@ -225,7 +424,13 @@ mod tests {
     fn the_wrong_type_is_invalid() {
         let t = tokens(0);
         let (token, _) = t
-            .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access, now())
+            .issue(
+                Uuid::new_v4(),
+                user::Role::User,
+                Uuid::new_v4(),
+                TokenType::Access,
+                now(),
+            )
             .unwrap();
         assert_eq!(
             t.decode(&token, TokenType::Refresh),
@@ -237,7 +442,13 @@ mod tests {
     fn expiry_honours_the_leeway() {
         let issued = now() - 901 - 5;
         let (token, _) = tokens(0)
-            .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access, issued)
+            .issue(
+                Uuid::new_v4(),
+                user::Role::User,
+                Uuid::new_v4(),
+                TokenType::Access,
+                issued,
+            )
             .unwrap();
         assert_eq!(
             tokens(0).decode(&token, TokenType::Access),
@@ -251,7 +462,13 @@ mod tests {
     fn another_key_is_invalid() {
         let other = Tokens::new(&Secret::from("x".repeat(32)), 900, 3600, 0);
         let (token, _) = other
-            .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access, now())
+            .issue(
+                Uuid::new_v4(),
+                user::Role::User,
+                Uuid::new_v4(),
+                TokenType::Access,
+                now(),
+            )
             .unwrap();
         assert_eq!(
             tokens(0).decode(&token, TokenType::Access),
@@ -263,7 +480,13 @@ mod tests {
     fn a_crit_header_is_invalid() {
         let t = tokens(0);
         let (token, claims) = t
-            .issue(Uuid::new_v4(), Uuid::new_v4(), TokenType::Access, now())
+            .issue(
+                Uuid::new_v4(),
+                user::Role::User,
+                Uuid::new_v4(),
+                TokenType::Access,
+                now(),
+            )
             .unwrap();
         let mut header = Header::new(Algorithm::HS256);
         header.crit = Some(vec!["exp".into()]);

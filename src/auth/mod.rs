@@ -3,6 +3,7 @@
 
 pub mod bearer;
 pub mod jwt;
+pub mod keys;
 pub mod password;
 
 /// Why a token was refused: `extensions.reason` of `UNAUTHENTICATED`.

@@ -8,7 +8,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use key_file::load_or_create_secret;
+pub use key_file::create_new as create_key_file;
+use key_file::{load_or_create, load_or_create_secret};
 pub use origins::{AllowedOrigins, Origin, PublicUrl};
 
 use crate::secret::Secret;
@@ -37,6 +38,28 @@ pub enum Command {
         /// The user's username (any case) or email.
         user: String,
     },
+    /// Signing keys for access tokens other services verify.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new private key: PKCS#8 PEM, mode 0600; an existing file is
+    /// never overwritten. Prints its kid.
+    Generate {
+        /// `EdDSA`, `ES256` or `RS256`.
+        #[arg(long, value_enum, ignore_case = true)]
+        algorithm: JwtAlgorithm,
+        /// The file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the kids in use (the signing key's and the verify keys'), the
+    /// signing one marked.
+    List,
 }
 
 /// Every setting of API.md. Flags are global, so `authgraph --bind-addr X`
@@ -83,6 +106,40 @@ pub struct Settings {
         global = true
     )]
     pub jwt_secret_file: PathBuf,
+
+    /// `HS256`, `EdDSA` (Ed25519), `ES256` (P-256) or `RS256` for access tokens.
+    #[arg(long, env = "JWT_ALGORITHM", value_enum, ignore_case = true, default_value_t = JwtAlgorithm::Hs256, global = true)]
+    pub jwt_algorithm: JwtAlgorithm,
+
+    /// Asymmetric algorithms: the PKCS#8 PEM private key access tokens are
+    /// signed with; created once (mode 0600) when absent.
+    #[arg(
+        long,
+        env = "JWT_SIGNING_KEY_FILE",
+        default_value = "authgraph.signing.pem",
+        global = true
+    )]
+    pub jwt_signing_key_file: PathBuf,
+
+    /// Comma-separated PEM files (public or private) of other keys whose
+    /// access tokens are accepted and which are published: for rotation.
+    #[arg(
+        long,
+        env = "JWT_VERIFY_KEY_FILES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_verify_key_files: Vec<String>,
+
+    /// The `iss` claim, required on every token presented. Default: none;
+    /// with an asymmetric algorithm, PUBLIC_URL.
+    #[arg(long, env = "JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` claim of access tokens, required on every access token
+    /// presented. Default: none; with an asymmetric algorithm, `authgraph`.
+    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
 
     /// Access token lifetime, seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
@@ -132,6 +189,40 @@ pub struct Settings {
     /// tracing filter, e.g. `info` or `authgraph=debug,info`.
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub rust_log: String,
+}
+
+/// What access tokens are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 under JWT_SECRET: only authgraph can verify.
+    #[value(name = "HS256")]
+    Hs256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDsa,
+    /// ECDSA on P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+    /// RSA PKCS#1 v1.5 with SHA-256 (2048-bit keys when generated).
+    #[value(name = "RS256")]
+    Rs256,
+}
+
+impl JwtAlgorithm {
+    /// Does a published key verify its tokens (anything but HS256)?
+    pub fn is_asymmetric(self) -> bool {
+        self != Self::Hs256
+    }
+
+    /// As in a JWT header's `alg`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
 }
 
 /// A setting that is `on` or `off`.
@@ -241,6 +332,49 @@ impl Settings {
         }
     }
 
+    /// The `iss` claim: JWT_ISSUER, else (asymmetric) PUBLIC_URL, else none.
+    pub fn issuer(&self) -> Option<String> {
+        match self.jwt_issuer.as_deref().map(str::trim) {
+            Some(issuer) if !issuer.is_empty() => Some(issuer.to_owned()),
+            _ if self.jwt_algorithm.is_asymmetric() => Some(self.public_url.issuer()),
+            _ => None,
+        }
+    }
+
+    /// The `aud` claim of access tokens: JWT_AUDIENCE, else (asymmetric)
+    /// `authgraph`, else none.
+    pub fn audience(&self) -> Option<String> {
+        match self.jwt_audience.as_deref().map(str::trim) {
+            Some(audience) if !audience.is_empty() => Some(audience.to_owned()),
+            _ if self.jwt_algorithm.is_asymmetric() => Some("authgraph".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// JWT_VERIFY_KEY_FILES, empty entries left out.
+    pub fn verify_key_files(&self) -> Vec<&std::path::Path> {
+        self.jwt_verify_key_files
+            .iter()
+            .map(|path| path.trim())
+            .filter(|path| !path.is_empty())
+            .map(std::path::Path::new)
+            .collect()
+    }
+
+    /// The signing key's PEM: JWT_SIGNING_KEY_FILE, created by `generate`
+    /// (once, atomically, mode 0600) when absent.
+    pub fn signing_key_pem(
+        &self,
+        generate: impl FnOnce() -> Result<String, String>,
+    ) -> Result<String, ConfigError> {
+        load_or_create(
+            &self.jwt_signing_key_file,
+            "JWT_SIGNING_KEY_FILE",
+            "signing key",
+            generate,
+        )
+    }
+
     /// The database pool's settings.
     pub fn pool(&self) -> PoolSettings {
         PoolSettings {
@@ -307,6 +441,41 @@ mod tests {
         assert!(err.to_string().contains("--cors-allowed-origins"), "{err}");
         let err = Cli::try_parse_from(["authgraph", "--refresh-token-cookie", "yes"]).unwrap_err();
         assert!(err.to_string().contains("--refresh-token-cookie"), "{err}");
+    }
+
+    #[test]
+    fn issuer_and_audience_default_only_under_asymmetric_algorithms() {
+        let s = settings(&[]);
+        assert_eq!((s.issuer(), s.audience()), (None, None));
+        let s = settings(&[
+            "--jwt-algorithm",
+            "eddsa",
+            "--public-url",
+            "https://auth.example.com/",
+        ]);
+        assert_eq!(s.jwt_algorithm, JwtAlgorithm::EdDsa);
+        assert_eq!(s.issuer().as_deref(), Some("https://auth.example.com"));
+        assert_eq!(s.audience().as_deref(), Some("authgraph"));
+        let s = settings(&[
+            "--jwt-algorithm",
+            "ES256",
+            "--jwt-issuer",
+            "me",
+            "--jwt-audience",
+            "api",
+        ]);
+        assert_eq!(
+            (s.issuer().as_deref(), s.audience().as_deref()),
+            (Some("me"), Some("api"))
+        );
+        let s = settings(&["--jwt-issuer", "me"]);
+        assert_eq!((s.issuer().as_deref(), s.audience()), (Some("me"), None));
+        assert!(Cli::try_parse_from(["authgraph", "--jwt-algorithm", "none"]).is_err());
+        assert!(
+            settings(&["--jwt-verify-key-files", ""])
+                .verify_key_files()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -76,9 +76,27 @@ fn registrable(host: &str) -> &str {
 pub struct PublicUrl {
     url: Url,
     origin: Origin,
+    /// As given, without a trailing `/`.
+    given: String,
 }
 
 impl PublicUrl {
+    /// The default issuer: the address as given, without a trailing `/`.
+    pub fn issuer(&self) -> String {
+        self.given.clone()
+    }
+
+    /// The address of `path` (relative, e.g. `.well-known/jwks.json`) under
+    /// this one, its path included.
+    pub fn join(&self, path: &str) -> String {
+        let mut base = self.url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        base.join(path)
+            .map_or_else(|_| format!("{}/{path}", self.given), String::from)
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
     }
@@ -99,7 +117,8 @@ pub(super) fn parse_public_url(value: &str) -> Result<PublicUrl, String> {
         return Err("must have no user name or password".to_owned());
     }
     let origin = Origin::of(&url)?;
-    Ok(PublicUrl { url, origin })
+    let given = value.trim().trim_end_matches('/').to_owned();
+    Ok(PublicUrl { url, origin, given })
 }
 
 /// `CORS_ALLOWED_ORIGINS`: exact origins, comma-separated; empty is none.

@@ -1,6 +1,7 @@
 //! signup, login and me.
 
 use async_graphql::{Context, InputObject, Object};
+use entity::user;
 use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt};
@@ -65,7 +66,12 @@ impl AccountMutation {
         let now = state.clock.now();
         let (session, pair) = state
             .tokens
-            .new_session(user_id, ctx.meta().user_agent.clone(), now)
+            .new_session(
+                user_id,
+                user::Role::User,
+                ctx.meta().user_agent.clone(),
+                now,
+            )
             .map_err(AppError::internal)?;
         let user = state
             .store
@@ -119,7 +125,12 @@ impl AccountMutation {
         };
         let (session, pair) = state
             .tokens
-            .new_session(user.id, ctx.meta().user_agent.clone(), state.clock.now())
+            .new_session(
+                user.id,
+                user.role,
+                ctx.meta().user_agent.clone(),
+                state.clock.now(),
+            )
             .map_err(AppError::internal)?;
         // The password may have changed since it was read: then this one is
         // no longer the user's, and no session starts.

@@ -143,16 +143,18 @@ async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayloa
     let state = ctx.state();
     let old = state.tokens.decode(token, TokenType::Refresh)?;
     let now = state.clock.now();
-    let pair = state
-        .tokens
-        .pair(old.sub, old.sid, now.timestamp())
-        .map_err(AppError::internal)?;
+    let expires_at = state.tokens.session_expiry(now.timestamp());
     match state
         .store
-        .rotate(&old.token(), now, pair.expires_at, grace)
+        .rotate(&old.token(), now, expires_at, grace)
         .await?
     {
         Rotation::Rotated(user) => {
+            // Signed once the store agreed, with the role it just read.
+            let pair = state
+                .tokens
+                .pair(old.sub, user.role, old.sid, now.timestamp())
+                .map_err(AppError::internal)?;
             state.metrics.refreshes.inc();
             Ok(ctx.hand_out(pair, user))
         }

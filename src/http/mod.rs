@@ -119,3 +119,61 @@ pub async fn healthz(store: Data<&Store>) -> Response {
             .into_response()
     }
 }
+
+/// The published documents of `/.well-known/`, made once at start.
+#[derive(Clone)]
+pub struct WellKnown(Arc<Documents>);
+
+struct Documents {
+    /// The JWK Set, serialised.
+    keys: Option<String>,
+    /// The discovery document, serialised.
+    discovery: Option<String>,
+}
+
+impl WellKnown {
+    /// `jwks`: the public keys (none under HS256); `issuer`: the `iss` claim,
+    /// when there is one; `jwks_uri`: where the keys are published.
+    pub fn new(
+        key_set: Option<&jsonwebtoken::jwk::JwkSet>,
+        issuer: Option<&str>,
+        jwks_uri: &str,
+    ) -> Self {
+        let keys = key_set.and_then(|set| serde_json::to_string(set).ok());
+        // Only what authgraph implements: the issuer, and its keys when published.
+        let discovery = issuer.map(|issuer| {
+            let mut document = json!({ "issuer": issuer });
+            if keys.is_some() {
+                document["jwks_uri"] = json!(jwks_uri);
+            }
+            document.to_string()
+        });
+        Self(Arc::new(Documents { keys, discovery }))
+    }
+}
+
+/// `GET /.well-known/jwks.json`: the public keys; `404` under HS256, whose
+/// key is never published.
+#[handler]
+pub fn jwks(well_known: Data<&WellKnown>) -> Response {
+    match &well_known.0.0.keys {
+        Some(keys) => Response::builder()
+            .content_type("application/json")
+            .header(header::CACHE_CONTROL, "public, max-age=300")
+            .body(keys.clone()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /.well-known/openid-configuration`: `issuer` and `jwks_uri`, when an
+/// issuer is set; `404` otherwise.
+#[handler]
+pub fn openid_configuration(well_known: Data<&WellKnown>) -> Response {
+    match &well_known.0.0.discovery {
+        Some(document) => Response::builder()
+            .content_type("application/json")
+            .header(header::CACHE_CONTROL, "public, max-age=300")
+            .body(document.clone()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -139,16 +139,6 @@ async fn aliased_typenames_count_toward_the_field_limit(#[case] backend: Backend
     assert_eq!(body["data"]["t399"], "Query");
 }
 
-/// `claims` signed with the server's key under `header`.
-fn sign(header: &jsonwebtoken::Header, claims: &Value) -> String {
-    jsonwebtoken::encode(
-        header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 #[apply(backends)]
 async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
     let Some(server) = TestServer::start_process_with(backend, &[("JWT_SECRET", SECRET)]).await
@@ -157,15 +147,15 @@ async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
     };
     let session = server.signup("critic").await;
     let claims = claims(&session.access);
-    let plain = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    // Re-signed with a plain header, the same claims are fine: the key is right.
-    let resigned = sign(&plain, &claims);
+    // Re-signed as the server signs, the same claims are fine: the key is right.
+    let resigned = sign_like(&server, SECRET, &session.access, &claims, |_| {});
     assert!(server.me(&resigned).await["data"]["me"].is_object());
 
-    let mut critical = plain.clone();
-    critical.crit = Some(vec!["urn:example:bound".into()]);
-    critical.extras.insert("urn:example:bound", true);
-    let token = sign(&critical, &claims);
+    let add_crit = |header: &mut jsonwebtoken::Header| {
+        header.crit = Some(vec!["urn:example:bound".into()]);
+        header.extras.insert("urn:example:bound", true);
+    };
+    let token = sign_like(&server, SECRET, &session.access, &claims, add_crit);
     assert!(header(&token)["crit"].is_array());
     let body = server.me(&token).await;
     assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
@@ -176,7 +166,8 @@ async fn a_token_with_a_crit_header_is_invalid(#[case] backend: Backend) {
 
     let mut refresh_claims = crate::helpers::claims(&session.refresh);
     refresh_claims["jti"] = json!(uuid::Uuid::new_v4());
-    let body = server.refresh(&sign(&critical, &refresh_claims)).await;
+    let refresh = sign_like(&server, SECRET, &session.refresh, &refresh_claims, add_crit);
+    let body = server.refresh(&refresh).await;
     assert_eq!(reason(&body), "invalid", "{body}");
 }
 

@@ -30,6 +30,20 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("RUST_LOG", "info"),
 ];
 
+/// The settings every test server gets unless a test says otherwise:
+/// [`DEFAULTS`], and `JWT_ALGORITHM` from `AUTHGRAPH_TEST_JWT_ALGORITHM`
+/// when that is set (to run the whole suite under an asymmetric algorithm).
+pub fn defaults() -> Vec<(String, String)> {
+    let mut defaults: Vec<(String, String)> = DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Ok(algorithm) = std::env::var("AUTHGRAPH_TEST_JWT_ALGORITHM") {
+        defaults.push(("JWT_ALGORITHM".into(), algorithm));
+    }
+    defaults
+}
+
 /// The database a test server runs on. Most tests run once on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -108,10 +122,18 @@ impl TestServer {
             "JWT_SECRET_FILE".into(),
             dir.path().join("authgraph.secret").display().to_string(),
         ));
+        if !env.iter().any(|(k, _)| k == "JWT_SIGNING_KEY_FILE") {
+            env.push((
+                "JWT_SIGNING_KEY_FILE".into(),
+                dir.path()
+                    .join("authgraph.signing.pem")
+                    .display()
+                    .to_string(),
+            ));
+        }
         // The test's own settings win over the defaults.
-        let settings: std::collections::BTreeMap<String, String> = DEFAULTS
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+        let settings: std::collections::BTreeMap<String, String> = defaults()
+            .into_iter()
             .chain(env.iter().cloned())
             .filter(|(k, _)| k != "RUST_LOG")
             .collect();
@@ -240,7 +262,7 @@ impl TestServer {
         database: Option<Arc<TestDatabase>>,
     ) -> Self {
         let mut command = base_command(dir.path());
-        for (k, v) in DEFAULTS {
+        for (k, v) in defaults() {
             command.env(k, v);
         }
         for (k, v) in &env {
@@ -547,3 +569,38 @@ pub fn header(token: &str) -> Value {
 #[case::postgres(Backend::Postgres)]
 #[tokio::test]
 async fn backends(#[case] backend: Backend) {}
+
+/// The access-token algorithm the test servers run under by default.
+pub fn algorithm() -> String {
+    std::env::var("AUTHGRAPH_TEST_JWT_ALGORITHM").unwrap_or_else(|_| "HS256".into())
+}
+
+/// Signs `claims` as `server` signs its access tokens: the header of one of
+/// its tokens (`like`: `alg`, `kid`), changed by `edit`; under the key it
+/// signs with (`secret` under HS256, else its signing key file).
+pub fn sign_like(
+    server: &TestServer,
+    secret: &str,
+    like: &str,
+    claims: &Value,
+    edit: impl FnOnce(&mut jsonwebtoken::Header),
+) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let mut header: jsonwebtoken::Header =
+        serde_json::from_value(header(like)).expect("a JWT header");
+    let key = match header.alg {
+        Algorithm::HS256 => EncodingKey::from_secret(secret.as_bytes()),
+        alg => {
+            let pem = std::fs::read(server.dir().join("authgraph.signing.pem"))
+                .expect("the server's signing key");
+            match alg {
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+                Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+                _ => EncodingKey::from_rsa_pem(&pem),
+            }
+            .expect("a PEM key")
+        }
+    };
+    edit(&mut header);
+    jsonwebtoken::encode(&header, claims, &key).expect("signed")
+}

@@ -9,6 +9,7 @@ mod cli;
 mod fuzz;
 mod hardening;
 mod http;
+mod keys;
 mod login;
 mod observability;
 mod over_http;

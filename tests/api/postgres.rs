@@ -15,10 +15,26 @@ const SHARED_SECRET: &str = "one-key-shared-by-every-server-0123456789";
 /// load balancer; `None` when there is no PostgreSQL here.
 async fn two_servers() -> Option<(TestServer, TestServer)> {
     let database = Arc::new(TestDatabase::fresh().await?);
-    let env = [("JWT_SECRET", SHARED_SECRET)];
+    // Under an asymmetric JWT_ALGORITHM they share the signing key too.
+    let signing = shared_signing_key_file();
+    let env = [
+        ("JWT_SECRET", SHARED_SECRET),
+        ("JWT_SIGNING_KEY_FILE", signing.as_str()),
+    ];
     let a = TestServer::start_on(Some(database.clone()), &env);
     let b = TestServer::start_on(Some(database), &env);
     Some((a, b))
+}
+
+/// A path for a signing key several servers share (the first creates it),
+/// in a directory that lives as long as the tests.
+fn shared_signing_key_file() -> String {
+    static DIR: std::sync::LazyLock<tempfile::TempDir> =
+        std::sync::LazyLock::new(|| tempfile::tempdir().expect("temp dir"));
+    DIR.path()
+        .join(format!("{}.pem", uuid::Uuid::new_v4()))
+        .display()
+        .to_string()
 }
 
 #[tokio::test]
@@ -28,10 +44,17 @@ async fn four_servers_starting_at_once_on_a_new_database_all_come_up() {
     };
     let database = Arc::new(database);
     // Each applies the migrations on start: at once, on an empty database.
+    let signing = shared_signing_key_file();
     let starts = (0..4).map(|_| {
-        let database = database.clone();
+        let (database, signing) = (database.clone(), signing.clone());
         tokio::task::spawn_blocking(move || {
-            TestServer::start_on(Some(database), &[("JWT_SECRET", SHARED_SECRET)])
+            TestServer::start_on(
+                Some(database),
+                &[
+                    ("JWT_SECRET", SHARED_SECRET),
+                    ("JWT_SIGNING_KEY_FILE", signing.as_str()),
+                ],
+            )
         })
     });
     let servers: Vec<TestServer> = join_all(starts)

@@ -42,7 +42,13 @@ async fn signup_tokens_carry_the_contract_claims(#[case] backend: Backend) {
     let session = server.signup("claimsuser").await;
     let access = claims(&session.access);
     let refresh = claims(&session.refresh);
-    assert_eq!(header(&session.access)["alg"], "HS256");
+    assert_eq!(header(&session.access)["alg"], algorithm().as_str());
+    assert_eq!(
+        header(&session.refresh)["alg"],
+        "HS256",
+        "refresh tokens: always HS256"
+    );
+    assert_eq!(access["role"], "USER");
     assert_eq!(access["typ"], "access");
     assert_eq!(refresh["typ"], "refresh");
     assert_eq!(access["sub"], session.user_id.as_str());
