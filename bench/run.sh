@@ -65,6 +65,11 @@ GUARD=$(estimate db/guard)
 ARGON=$(estimate argon2/verify)
 ENC=$(estimate jwt/encode)
 DEC=$(estimate jwt/decode)
+# Sign and verify of an access token under each asymmetric algorithm.
+SIGN_VERIFY=""
+for alg in EdDSA ES256 RS256; do
+  SIGN_VERIFY="$SIGN_VERIFY $alg:$(estimate "jwt_$alg/encode"):$(estimate "jwt_$alg/decode")"
+done
 # On SQLite, the same two through the pool alone (the path before reads ran in place).
 POOL_RTT=$( [ -z "$PG_ADMIN" ] && estimate db/round_trip_pool || echo 0)
 POOL_GUARD=$( [ -z "$PG_ADMIN" ] && estimate db/guard_pool || echo 0)
@@ -79,9 +84,11 @@ SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# start_server, with ALG=EdDSA|ES256|RS256 for access tokens signed that way.
 start_server() {
   : >"$WORK/server.log"
   env -i PATH="$PATH" DATABASE_URL="$DATABASE_URL" BIND_ADDR=127.0.0.1:0 \
+    JWT_ALGORITHM="${ALG:-HS256}" JWT_SIGNING_KEY_FILE="$WORK/signing-${ALG:-none}.pem" \
     JWT_SECRET=bench-secret-bench-secret-bench-secret AUTH_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn,authgraph=info \
     taskset -c "$SERVER_CPU" "$BIN" serve 2>>"$WORK/server.log" &
   SERVER_PID=$!
@@ -158,6 +165,18 @@ run me_during_login_flood 4 graphql.lua BODY='{"query":"{ me { id username role 
 wait "$FLOOD"
 fi
 
+# me and refreshToken with access tokens under each asymmetric algorithm
+# (refresh tokens stay HS256): a server restarted with JWT_ALGORITHM.
+for ALG in EdDSA ES256 RS256; do
+  wanted "me_$ALG" || wanted "refreshToken_$ALG" || continue
+  stop_server
+  start_server
+  ACCESS_ALG=$(gql "$LOGIN_BODY" | field '["data"]["login"]["accessToken"]')
+  run "me_$ALG" "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS_ALG"
+  run "refreshToken_$ALG" "$CONNS" refresh.lua SEEDS="$WORK/seeds"
+done
+ALG=HS256
+
 # me with a large blacklist.
 stop_server
 if ! wanted me_1M_blacklist; then
@@ -191,7 +210,7 @@ while IFS=$'\t' read -r name rps p50 p99 errors rss; do
 done <"$RESULTS"
 
 [ "$MICRO" = 1 ] && [ "$SCENARIOS" = all ] || exit 0
-python3 - "$RESULTS" "$RTT" "$GUARD" "$ARGON" "$ENC" "$DEC" "$DRF_ME" "$DRF_REFRESH" "$POOL_RTT" "$POOL_GUARD" <<'PY'
+python3 - "$RESULTS" "$RTT" "$GUARD" "$ARGON" "$ENC" "$DEC" "$DRF_ME" "$DRF_REFRESH" "$POOL_RTT" "$POOL_GUARD" "$SIGN_VERIFY" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -220,6 +239,17 @@ check("login / raw Argon2 verify rate", rows["login"]["rps"] / argon_rate, 0.9)
 p99 = rows["me_during_login_flood"]["p99"]
 print(f"  {'p99 of me during the login flood (ms)':<44} {p99:>10.2f}  target < 10  {'ok' if p99 < 10 else 'MISS'}")
 check("me with 1M blacklist rows / me", rows["me_1M_blacklist"]["rps"] / rows["me"]["rps"], 0.9)
+print()
+print("access tokens per algorithm (refresh tokens stay HS256): micro sign/verify, and me/refreshToken vs HS256")
+print(f"  {'HS256':<6} sign {enc*1e6:8.1f} us  verify {dec*1e6:8.1f} us")
+for entry in sys.argv[11].split():
+    alg, sign, verify = entry.split(":")
+    me, refresh = rows.get(f"me_{alg}"), rows.get(f"refreshToken_{alg}")
+    line = f"  {alg:<6} sign {float(sign)*1e6:8.1f} us  verify {float(verify)*1e6:8.1f} us"
+    if me and refresh:
+        line += (f"  me {me['rps']:.0f} req/s ({me['rps'] / rows['me']['rps']:.2f} of HS256)"
+                 f"  refreshToken {refresh['rps']:.0f} req/s ({refresh['rps'] / rows['refreshToken']['rps']:.2f})")
+    print(line)
 worst = max(r["rss"] for r in rows.values())
 print(f"  {'largest peak RSS (MiB)':<44} {worst:>10.1f}  target < 64  {'ok' if worst < 64 else 'MISS'}")
 PY

@@ -116,6 +116,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
             leeway: settings.jwt_leeway,
             issuer: settings.issuer(),
             audience: settings.audience(),
+            hasura: settings.jwt_claims == crate::config::ClaimsProfile::Hasura,
         },
     );
     let well_known = http::WellKnown::new(

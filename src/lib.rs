@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod gateway;
 pub mod graphql;
 pub mod http;
 pub mod metrics;

@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             },
             Command::Promote { user } => promote(&settings, &user).await,
             Command::Keys { command } => keys(&settings, &command),
+            Command::GatewayConfig { consumer } => gateway_config(&settings, consumer),
             Command::Serve | Command::Schema => serve(&settings).await,
         }
     });
@@ -102,6 +103,24 @@ async fn promote(settings: &Settings, who: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(authgraph::app::PromoteError::Config(err)) => fail(&err),
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `authgraph gateway-config CONSUMER`: the configuration on stdout (exit 0),
+/// warnings on stderr; exit 1 when nothing can be written for it.
+fn gateway_config(settings: &Settings, consumer: authgraph::config::Consumer) -> ExitCode {
+    match authgraph::gateway::generate(settings, consumer) {
+        Ok(generated) => {
+            for warning in &generated.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", generated.text);
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE

@@ -30,6 +30,41 @@ fn tokens() -> Tokens {
     Tokens::new(&Secret::from("b".repeat(32)), 900, 604_800, 0)
 }
 
+/// Access tokens signed and checked under each asymmetric algorithm (refresh
+/// tokens stay HS256 whatever the algorithm: `jwt/*` above).
+fn jwt_asymmetric(c: &mut Criterion) {
+    use authgraph::auth::jwt::TokenRules;
+    use authgraph::auth::keys::{KeyKind, KeySet, generate};
+    let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+    let now = chrono::Utc::now().timestamp();
+    for kind in [KeyKind::Ed25519, KeyKind::P256, KeyKind::Rsa] {
+        let keys = KeySet::new(kind, "bench.pem", &generate(kind).unwrap(), &[]).unwrap();
+        let rules = TokenRules {
+            access_ttl: 900,
+            refresh_ttl: 604_800,
+            issuer: Some("https://auth.example.com".into()),
+            audience: Some("authgraph".into()),
+            ..TokenRules::default()
+        };
+        let tokens = Tokens::with_keys(&Secret::from("b".repeat(32)), Some(keys), rules);
+        let (token, _) = tokens
+            .issue(user, Role::User, sid, TokenType::Access, now)
+            .unwrap();
+        let mut group = c.benchmark_group(format!("jwt_{}", kind.algorithm_name()));
+        group.bench_function("encode", |b| {
+            b.iter(|| {
+                tokens
+                    .issue(user, Role::User, sid, TokenType::Access, now)
+                    .unwrap()
+            })
+        });
+        group.bench_function("decode", |b| {
+            b.iter(|| tokens.decode(&token, TokenType::Access).unwrap())
+        });
+        group.finish();
+    }
+}
+
 fn jwt(c: &mut Criterion) {
     let tokens = tokens();
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
@@ -157,5 +192,5 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = config(); targets = jwt, database, argon2 }
+criterion_group! { name = benches; config = config(); targets = jwt, jwt_asymmetric, database, argon2 }
 criterion_main!(benches);

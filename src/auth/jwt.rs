@@ -76,6 +76,43 @@ pub struct Claims {
     /// Access tokens: the user's role at issue time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<RoleClaim>,
+    /// Access tokens under `JWT_CLAIMS=hasura`. For Hasura only: never read
+    /// back (authgraph's guard has no use for it).
+    #[serde(
+        rename = "https://hasura.io/jwt/claims",
+        default,
+        skip_serializing_if = "Option::is_none",
+        skip_deserializing
+    )]
+    pub hasura: Option<HasuraClaims>,
+}
+
+/// Hasura's session variables (its documented JWT format): strings, the
+/// default role among the allowed ones. Roles are `user`, and
+/// `authgraph_admin` for an ADMIN: never Hasura's own `admin`, which would
+/// bypass every permission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HasuraClaims {
+    #[serde(rename = "x-hasura-user-id")]
+    pub user_id: String,
+    #[serde(rename = "x-hasura-default-role")]
+    pub default_role: &'static str,
+    #[serde(rename = "x-hasura-allowed-roles")]
+    pub allowed_roles: Vec<&'static str>,
+}
+
+impl HasuraClaims {
+    fn new(user: Uuid, role: user::Role) -> Self {
+        let allowed_roles = match role {
+            user::Role::User => vec!["user"],
+            user::Role::Admin => vec!["user", "authgraph_admin"],
+        };
+        Self {
+            user_id: user.to_string(),
+            default_role: "user",
+            allowed_roles,
+        }
+    }
 }
 
 impl Claims {
@@ -110,6 +147,8 @@ pub struct TokenRules {
     pub leeway: u64,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Access tokens also carry Hasura's claims.
+    pub hasura: bool,
 }
 
 /// One key and the validations tokens under it are checked with.
@@ -165,6 +204,7 @@ pub struct Tokens {
     access: AccessVerifiers,
     issuer: Option<String>,
     audience: Option<String>,
+    hasura: bool,
     jwks: Option<JwkSet>,
     pub access_ttl: i64,
     pub refresh_ttl: i64,
@@ -232,6 +272,7 @@ impl Tokens {
             access,
             issuer: rules.issuer,
             audience: rules.audience,
+            hasura: rules.hasura,
             jwks,
             // The config caps TTLs at ten years, far inside i64.
             access_ttl: i64::try_from(rules.access_ttl).unwrap_or(i64::MAX / 4),
@@ -281,6 +322,7 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone().filter(|_| access),
             role: access.then_some(role.into()),
+            hasura: (access && self.hasura).then(|| HasuraClaims::new(user, role)),
         };
         let token = match (&self.access_key, access) {
             (Some(key), true) => jsonwebtoken::encode(&self.access_header, &claims, key)?,

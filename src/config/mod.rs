@@ -43,6 +43,23 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Print ready-to-paste configuration for a service that verifies
+    /// authgraph's access tokens, from the current settings.
+    GatewayConfig {
+        #[arg(value_enum)]
+        consumer: Consumer,
+    },
+}
+
+/// The services `gateway-config` writes configuration for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consumer {
+    /// Hasura: the JSON of `HASURA_GRAPHQL_JWT_SECRET`.
+    Hasura,
+    /// Apollo Router: the `authentication.router.jwt` section of router.yaml.
+    ApolloRouter,
+    /// GraphQL Yoga: the options of `@graphql-yoga/plugin-jwt`, as a module.
+    Yoga,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -141,6 +158,11 @@ pub struct Settings {
     #[arg(long, env = "JWT_AUDIENCE", global = true)]
     pub jwt_audience: Option<String>,
 
+    /// `standard`, or `hasura`: access tokens also carry Hasura's claims
+    /// (`https://hasura.io/jwt/claims`).
+    #[arg(long, env = "JWT_CLAIMS", value_enum, default_value_t = ClaimsProfile::Standard, global = true)]
+    pub jwt_claims: ClaimsProfile,
+
     /// Access token lifetime, seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub access_token_ttl: u64,
@@ -223,6 +245,15 @@ impl JwtAlgorithm {
             Self::Rs256 => "RS256",
         }
     }
+}
+
+/// Which extra claims access tokens carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClaimsProfile {
+    /// The claims of API.md alone.
+    Standard,
+    /// Also `https://hasura.io/jwt/claims`, for Hasura.
+    Hasura,
 }
 
 /// A setting that is `on` or `off`.

@@ -593,3 +593,66 @@ async fn a_key_rotates_across_two_servers_without_a_token_refused_too_early() {
     // Refresh tokens never depended on the asymmetric key.
     assert!(a.refresh(&fourth.refresh).await["data"]["refreshToken"].is_object());
 }
+
+/// Hasura's documented JWT format: its namespace, every session variable a
+/// string, the default role among the allowed ones; an ADMIN is
+/// `authgraph_admin`, never Hasura's own `admin`.
+#[apply(backends)]
+async fn the_hasura_profile_carries_hasura_s_claims(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_process_with(
+        backend,
+        &[("JWT_ALGORITHM", "ES256"), ("JWT_CLAIMS", "hasura")],
+    )
+    .await
+    else {
+        return;
+    };
+    let user = server.signup("hasurauser").await;
+    let claims = claims(&user.access);
+    let hasura = &claims["https://hasura.io/jwt/claims"];
+    assert_eq!(
+        hasura,
+        &json!({
+            "x-hasura-user-id": user.user_id,
+            "x-hasura-default-role": "user",
+            "x-hasura-allowed-roles": ["user"],
+        }),
+        "{claims}"
+    );
+    assert!(
+        crate::helpers::claims(&user.refresh)
+            .get("https://hasura.io/jwt/claims")
+            .is_none()
+    );
+    assert!(
+        server.me(&user.access).await["data"]["me"].is_object(),
+        "authgraph reads its own claims"
+    );
+
+    server.admin("hasuraadmin").await;
+    let admin = Session::from_payload(&server.login("hasuraadmin", PASSWORD).await, "login");
+    let hasura = crate::helpers::claims(&admin.access)["https://hasura.io/jwt/claims"].clone();
+    let allowed: Vec<&str> = hasura["x-hasura-allowed-roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|role| role.as_str().expect("roles are strings"))
+        .collect();
+    assert_eq!(allowed, ["user", "authgraph_admin"]);
+    assert!(!allowed.contains(&"admin"), "never Hasura's admin");
+    let default = hasura["x-hasura-default-role"].as_str().unwrap();
+    assert!(allowed.contains(&default), "the default role is allowed");
+    assert!(hasura["x-hasura-user-id"].is_string());
+    assert_eq!(crate::helpers::claims(&admin.access)["role"], "ADMIN");
+
+    // The standard profile carries no namespace.
+    let plain = TestServer::start_with(Backend::Sqlite, &[("JWT_ALGORITHM", "ES256")])
+        .await
+        .unwrap();
+    let session = plain.signup("plain").await;
+    assert!(
+        crate::helpers::claims(&session.access)
+            .get("https://hasura.io/jwt/claims")
+            .is_none()
+    );
+}

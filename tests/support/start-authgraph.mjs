@@ -7,11 +7,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 
-const DEFAULT_BIN = resolve(import.meta.dirname, "../../target/debug/authgraph");
+export const DEFAULT_BIN = resolve(import.meta.dirname, "../../target/debug/authgraph");
 
 /**
  * @param {Record<string, string>} env settings on top of the defaults
- * @returns {Promise<{ base: string, stop: () => void }>} base is `http://127.0.0.1:PORT`
+ * @returns {Promise<{ base: string, dir: string, stop: () => void }>} base is
+ *   `http://127.0.0.1:PORT`; dir its working directory (its database and keys)
  */
 export async function startAuthgraph(env = {}) {
   const dir = mkdtempSync(join(tmpdir(), "authgraph-js-"));
@@ -42,7 +43,7 @@ export async function startAuthgraph(env = {}) {
       });
       server.on("exit", (code) => fail(new Error(`authgraph exited with ${code}`)));
     });
-    return { base: /** @type {string} */ (base), stop };
+    return { base: /** @type {string} */ (base), dir, stop };
   } catch (err) {
     stop();
     throw err;

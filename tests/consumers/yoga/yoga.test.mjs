@@ -1,0 +1,187 @@
+// GraphQL Yoga as a consumer of authgraph's tokens: `authgraph
+// gateway-config yoga` writes the options of @graphql-yoga/plugin-jwt, this
+// test runs a Yoga server with exactly that module, and the server accepts
+// authgraph's access token and refuses its refresh token, a token of another
+// issuer, one of another audience, and a forged one. The Hasura and Apollo
+// Router configurations are parsed in their own formats and checked key by key.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { join } from "node:path";
+import { test } from "node:test";
+import { pathToFileURL } from "node:url";
+
+import { useJWT } from "@graphql-yoga/plugin-jwt";
+import { createSchema, createYoga } from "graphql-yoga";
+import YAML from "yaml";
+
+import { DEFAULT_BIN, startAuthgraph } from "../../support/start-authgraph.mjs";
+
+const BIN = process.env.AUTHGRAPH_BIN ?? DEFAULT_BIN;
+const GENERATED = join(import.meta.dirname, ".generated");
+
+async function freePort() {
+  const server = createNetServer();
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address();
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+/** `authgraph gateway-config CONSUMER` under these settings. */
+function gatewayConfig(consumer, env) {
+  const run = spawnSync(BIN, ["gateway-config", consumer], { env: { PATH: process.env.PATH, ...env }, encoding: "utf8" });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+async function signup(base, username) {
+  const response = await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      query: "mutation($i: SignupInput!) { signup(input: $i) { accessToken refreshToken user { id } } }",
+      variables: { i: { username, email: `${username}@example.com`, password: "correct horse battery" } },
+    }),
+  });
+  const body = await response.json();
+  assert.ok(body.data, JSON.stringify(body));
+  return body.data.signup;
+}
+
+/** A Yoga server with the generated options; resolves `whoami` from the verified token. */
+async function yogaWith(options) {
+  const yoga = createYoga({
+    schema: createSchema({
+      typeDefs: "type Query { whoami: String, role: String }",
+      resolvers: {
+        Query: {
+          whoami: (_, __, context) => context.jwt?.payload.sub ?? null,
+          role: (_, __, context) => context.jwt?.payload.role ?? null,
+        },
+      },
+    }),
+    plugins: [useJWT(options)],
+    logging: false,
+  });
+  const server = createServer(yoga);
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const url = `http://127.0.0.1:${server.address().port}/graphql`;
+  const ask = async (token) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query: "{ whoami role }" }),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  return { ask, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+for (const algorithm of ["ES256", "RS256"]) {
+  test(`a Yoga server configured by gateway-config yoga verifies ${algorithm} access tokens`, async () => {
+    const port = await freePort();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    const settings = { PUBLIC_URL: publicUrl, JWT_ALGORITHM: algorithm };
+    const authgraph = await startAuthgraph({ ...settings, BIND_ADDR: `127.0.0.1:${port}` });
+    // Two more servers with the same signing key: another issuer, another audience.
+    const key = join(authgraph.dir, "authgraph.signing.pem");
+    const otherIssuer = await startAuthgraph({ JWT_ALGORITHM: algorithm, JWT_SIGNING_KEY_FILE: key, JWT_ISSUER: "https://elsewhere.example" });
+    const otherAudience = await startAuthgraph({ ...settings, JWT_SIGNING_KEY_FILE: key, JWT_AUDIENCE: "another-service" });
+    let yoga;
+    try {
+      const generated = gatewayConfig("yoga", settings);
+      assert.equal(generated.status, 0, generated.stderr);
+      console.log(`gateway-config yoga (${algorithm}):\n${generated.stdout}`);
+      mkdirSync(GENERATED, { recursive: true });
+      const module = join(GENERATED, `authgraph-jwt-${algorithm}.mjs`);
+      writeFileSync(module, generated.stdout);
+      const { authgraphJwt } = await import(pathToFileURL(module).href);
+      assert.deepEqual(authgraphJwt.tokenVerification, { algorithms: [algorithm], issuer: [publicUrl], audience: "authgraph" });
+      yoga = await yogaWith(authgraphJwt);
+
+      const tokens = await signup(authgraph.base, `yoga${algorithm.toLowerCase()}`);
+      const accepted = await yoga.ask(tokens.accessToken);
+      assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+      assert.deepEqual(accepted.body.data, { whoami: tokens.user.id, role: "USER" });
+      console.log(`Yoga ${algorithm}: access token accepted: ${JSON.stringify(accepted.body.data)}`);
+
+      const anonymous = await yoga.ask(null);
+      assert.deepEqual(anonymous.body.data, { whoami: null, role: null }, "no token: unauthenticated, not refused");
+
+      const [h, p, s] = tokens.accessToken.split(".");
+      const claims = JSON.parse(Buffer.from(p, "base64url"));
+      claims.role = "ADMIN";
+      const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${s}`;
+      const elsewhere = await signup(otherIssuer.base, "elsewhere");
+      const otherAud = await signup(otherAudience.base, "otheraud");
+      const refused = {
+        "the refresh token": tokens.refreshToken,
+        "a token of another issuer": elsewhere.accessToken,
+        "a token of another audience": otherAud.accessToken,
+        "a forged token": forged,
+      };
+      for (const [what, token] of Object.entries(refused)) {
+        const answer = await yoga.ask(token);
+        assert.equal(answer.body.data?.whoami ?? null, null, `${what}: ${JSON.stringify(answer.body)}`);
+        assert.ok(answer.body.errors?.length, `${what} is refused`);
+        console.log(`Yoga ${algorithm}: ${what} refused: HTTP ${answer.status} ${answer.body.errors[0].message}`);
+      }
+    } finally {
+      await yoga?.close();
+      for (const server of [authgraph, otherIssuer, otherAudience]) server.stop();
+    }
+  });
+}
+
+test("gateway-config writes Hasura's JSON and Apollo Router's YAML from the settings", () => {
+  const settings = {
+    PUBLIC_URL: "https://auth.example.com",
+    JWT_ALGORITHM: "EdDSA",
+    JWT_CLAIMS: "hasura",
+    JWT_AUDIENCE: "my-api",
+  };
+  const hasura = gatewayConfig("hasura", settings);
+  assert.equal(hasura.status, 0, hasura.stderr);
+  assert.equal(hasura.stderr, "");
+  console.log(`gateway-config hasura:\n${hasura.stdout}`);
+  assert.equal(hasura.stdout.trim().split("\n").length, 1, "one line, for HASURA_GRAPHQL_JWT_SECRET");
+  const secret = JSON.parse(hasura.stdout);
+  assert.equal(secret.jwk_url, "https://auth.example.com/.well-known/jwks.json");
+  assert.equal(secret.issuer, "https://auth.example.com");
+  assert.equal(secret.audience, "my-api");
+  assert.equal(secret.claims_namespace, "https://hasura.io/jwt/claims");
+  assert.equal(secret.claims_format, "json");
+  assert.deepEqual(secret.header, { type: "Authorization" });
+  assert.equal(secret.key, undefined, "no key material, only where to fetch it");
+
+  const standard = gatewayConfig("hasura", { ...settings, JWT_CLAIMS: "standard" });
+  assert.equal(standard.status, 0);
+  assert.match(standard.stderr, /JWT_CLAIMS/, "warns that Hasura needs its claims");
+
+  const router = gatewayConfig("apollo-router", settings);
+  assert.equal(router.status, 0, router.stderr);
+  console.log(`gateway-config apollo-router:\n${router.stdout}`);
+  const jwt = YAML.parse(router.stdout).authentication.router.jwt;
+  assert.equal(jwt.header_name, "Authorization");
+  assert.equal(jwt.header_value_prefix, "Bearer");
+  assert.equal(jwt.jwks.length, 1);
+  assert.deepEqual(jwt.jwks[0], {
+    url: "https://auth.example.com/.well-known/jwks.json",
+    issuers: ["https://auth.example.com"],
+    audiences: ["my-api"],
+    algorithms: ["EdDSA"],
+  });
+
+  // Nothing to publish under HS256; Yoga's plugin has no EdDSA.
+  for (const consumer of ["hasura", "apollo-router", "yoga"]) {
+    const symmetric = gatewayConfig(consumer, { PUBLIC_URL: "https://auth.example.com" });
+    assert.equal(symmetric.status, 1, consumer);
+    assert.match(symmetric.stderr, /HS256/);
+    assert.equal(symmetric.stdout, "");
+  }
+  const yogaEdDSA = gatewayConfig("yoga", settings);
+  assert.equal(yogaEdDSA.status, 1);
+  assert.match(yogaEdDSA.stderr, /EdDSA/);
+});
