@@ -133,6 +133,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
             .map_err(|err| ConfigError::new("start-up", format!("cannot set up metrics: {err}")))?,
         clock: Clock,
         refresh_cookie: settings.refresh_token_cookie.is_on(),
+        login_failures_per_hour: settings.login_failures_per_hour,
     };
     warn_of_browser_settings(settings);
     let state = std::sync::Arc::new(state);
@@ -349,6 +350,9 @@ async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "pruned expired revocations and sessions"),
                     Err(err) => tracing::warn!(error = %chain(&err), "pruning failed; will retry"),
+                }
+                if let Err(err) = state.store.prune_failures(state.clock.now().timestamp()).await {
+                    tracing::warn!(error = %chain(&err), "pruning the throttle failed; will retry");
                 }
             }
         }

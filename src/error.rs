@@ -98,8 +98,14 @@ impl From<AppError> for async_graphql::Error {
         let code = err.code();
         let error = match err {
             AppError::BadUserInput(input) => {
-                async_graphql::Error::new(format!("{} {}", input.field, input.message))
-                    .extend_with(|_, e| e.set("field", input.field))
+                async_graphql::Error::new(format!("{} {}", input.field, input.message)).extend_with(
+                    |_, e| {
+                        e.set("field", input.field);
+                        if let Some(reason) = input.reason {
+                            e.set("reason", reason);
+                        }
+                    },
+                )
             }
             AppError::Conflict { field } => {
                 async_graphql::Error::new(format!("This {field} is already taken"))

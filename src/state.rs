@@ -18,6 +18,8 @@ pub struct AppState {
     /// Cookie mode (`REFRESH_TOKEN_COOKIE=on`): refresh tokens travel in an
     /// HttpOnly cookie, never in a response body.
     pub refresh_cookie: bool,
+    /// `LOGIN_FAILURES_PER_HOUR`: 0 is off.
+    pub login_failures_per_hour: u32,
 }
 
 /// Where every layer gets the time from: handed down, so the store never

@@ -95,6 +95,7 @@ fn app_state(store: Store) -> AppState {
         metrics: authgraph::metrics::Metrics::new().unwrap(),
         clock: authgraph::state::Clock,
         refresh_cookie: false,
+        login_failures_per_hour: 0,
     }
 }
 

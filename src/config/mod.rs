@@ -184,6 +184,17 @@ pub struct Settings {
     )]
     pub auth_rate_limit_per_minute: u32,
 
+    /// Failed password checks per account identifier (as typed) and hour;
+    /// past it even the right password is refused until the hour is over.
+    /// 0 turns it off.
+    #[arg(
+        long,
+        env = "LOGIN_FAILURES_PER_HOUR",
+        default_value_t = 100,
+        global = true
+    )]
+    pub login_failures_per_hour: u32,
+
     /// Comma-separated IPs or CIDRs of your load balancers: from these peers
     /// the client is read from `X-Forwarded-For`. Empty: the TCP peer is the client.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy, global = true)]

@@ -1,5 +1,10 @@
 use super::InvalidInput;
 
+/// The part of an email address before the last `@`.
+pub fn local_part(email: &str) -> &str {
+    email.rsplit_once('@').map_or(email, |(local, _)| local)
+}
+
 /// An email address: trimmed, lower-cased, at most 254 characters, one `@`,
 /// something before it and a dot inside the domain.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,18 @@
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use super::InvalidInput;
 
-/// A new password: 8-128 Unicode characters, never trimmed.
+/// The 10,000 most common passwords, lower case (`assets/common-passwords.md`
+/// says where they come from).
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../assets/common-passwords.txt")
+        .lines()
+        .filter(|line| !line.is_empty())
+        .collect()
+});
+
+/// A password: 8-128 Unicode characters, never trimmed.
 /// `Debug` prints nothing of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
@@ -16,6 +28,38 @@ impl Password {
             return Err(InvalidInput::new(field, "must be 8 to 128 characters long"));
         }
         Ok(Self(raw.to_owned()))
+    }
+
+    /// Parses a new password (signup, changePassword, resetPassword): the
+    /// length rule, then none of the most common passwords (ignoring case,
+    /// as given) and none containing `identity` words, the username and the
+    /// email's local part (ignoring case; words under 3 characters don't count).
+    pub fn parse_new(
+        raw: &str,
+        field: &'static str,
+        identity: &[&str],
+    ) -> Result<Self, InvalidInput> {
+        let password = Self::parse(raw, field)?;
+        let lower = raw.to_lowercase();
+        if COMMON.contains(lower.as_str()) {
+            return Err(InvalidInput::new(
+                field,
+                "is one of the most common passwords: choose another",
+            )
+            .because("common"));
+        }
+        let contains = identity
+            .iter()
+            .map(|word| word.to_lowercase())
+            .any(|word| word.chars().count() >= 3 && lower.contains(&word));
+        if contains {
+            return Err(InvalidInput::new(
+                field,
+                "contains your username or email: choose another",
+            )
+            .because("contains_identity"));
+        }
+        Ok(password)
     }
 
     pub fn expose(&self) -> &str {
@@ -53,6 +97,33 @@ mod tests {
     fn names_the_field_it_was_given() {
         let err = Password::parse("short", "newPassword").unwrap_err();
         assert_eq!(err.field, "newPassword");
+    }
+
+    #[test]
+    fn the_common_list_ships_whole() {
+        assert_eq!(COMMON.len(), 10_000);
+    }
+
+    #[test]
+    fn common_passwords_are_refused_ignoring_case_as_given() {
+        for common in ["password", "PASSWORD1", "Qwerty123", "iloveyou", "sunshine"] {
+            let err = Password::parse_new(common, "password", &[]).unwrap_err();
+            assert_eq!(err.reason, Some("common"), "{common}");
+        }
+        // Not trimmed into a common one: spaces make another password.
+        assert!(Password::parse_new(" password ", "password", &[]).is_ok());
+        assert!(Password::parse_new("correct horse battery", "password", &[]).is_ok());
+    }
+
+    #[test]
+    fn identity_words_of_three_characters_or_more_are_refused() {
+        let err = Password::parse_new("MyAliceRocks!", "newPassword", &["alice", "a"]).unwrap_err();
+        assert_eq!(
+            (err.field, err.reason),
+            ("newPassword", Some("contains_identity"))
+        );
+        assert!(Password::parse_new("zebra-a-b-c-d", "password", &["a", "ab"]).is_ok());
+        assert!(Password::parse_new("xx-JOHN.doe-xx", "password", &["john.doe"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt};
 use super::types::{AuthPayload, User};
-use crate::domain::{Email, Password, Username};
+use crate::domain::{Email, Password, Username, local_part};
 use crate::error::AppError;
 use crate::store::{CreateUserError, NewUser};
 
@@ -54,7 +54,11 @@ impl AccountMutation {
         ctx.rate_limit()?;
         let username = Username::parse(&input.username)?;
         let email = Email::parse(&input.email)?;
-        let password = Password::parse(&input.password, "password")?;
+        let password = Password::parse_new(
+            &input.password,
+            "password",
+            &[username.as_str(), local_part(email.as_str())],
+        )?;
         let state = ctx.state();
         let password_hash = state
             .hasher
@@ -98,6 +102,9 @@ impl AccountMutation {
     /// the account exists.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, AppError> {
         ctx.rate_limit()?;
+        // Counted per identifier whether or not an account has it, before
+        // the password: the same writes and answers either way.
+        let attempt = ctx.throttle(&input.username).await?;
         let state = ctx.state();
         // Nothing that long can match a stored account, so it is not looked up;
         // the dummy verification below keeps the timing the same.
@@ -141,6 +148,7 @@ impl AccountMutation {
         {
             return failed();
         }
+        ctx.check_passed(attempt).await?;
         state.metrics.logins.with_label_values(&["ok"]).inc();
         Ok(ctx.hand_out(pair, user.into()))
     }

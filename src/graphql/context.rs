@@ -17,6 +17,7 @@ use crate::auth::bearer::{AuthError, Credentials, Requester, authenticate};
 use crate::auth::jwt::{TokenPair, TokenType};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::{Attempt, throttle_key};
 
 type Outcome = Result<Arc<Requester>, AuthFailure>;
 
@@ -60,6 +61,13 @@ pub(crate) trait ContextExt {
     async fn forget_requester(&self);
     /// Counts one password-checking attempt against the caller's IP.
     fn rate_limit(&self) -> Result<(), AppError>;
+    /// Counts a password check against the account `identifier` names (as
+    /// typed), before the check: `TOO_MANY_REQUESTS` past
+    /// `LOGIN_FAILURES_PER_HOUR`. Returns the key to pass to
+    /// [`Self::check_passed`] when the password proves right.
+    async fn throttle(&self, identifier: &str) -> Result<Option<String>, AppError>;
+    /// The check counted under `key` passed: it was no failure.
+    async fn check_passed(&self, key: Option<String>) -> Result<(), AppError>;
     /// The payload handing out `pair`: in cookie mode the refresh token goes
     /// into the cookie (set on the response) and not into the body.
     fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload;
@@ -109,6 +117,30 @@ impl ContextExt for Context<'_> {
                 state.metrics.rate_limited.inc();
                 AppError::TooManyRequests { retry_after }
             })
+    }
+
+    async fn throttle(&self, identifier: &str) -> Result<Option<String>, AppError> {
+        let state = self.state();
+        let limit = state.login_failures_per_hour;
+        if limit == 0 {
+            return Ok(None);
+        }
+        let key = throttle_key(identifier);
+        let now = state.clock.now().timestamp();
+        match state.store.begin_attempt(&key, now, limit).await? {
+            Attempt::Allowed => Ok(Some(key)),
+            Attempt::Refused { retry_after } => {
+                state.metrics.rate_limited.inc();
+                Err(AppError::TooManyRequests { retry_after })
+            }
+        }
+    }
+
+    async fn check_passed(&self, key: Option<String>) -> Result<(), AppError> {
+        match key {
+            Some(key) => Ok(self.state().store.attempt_succeeded(&key).await?),
+            None => Ok(()),
+        }
     }
 
     fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload {

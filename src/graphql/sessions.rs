@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::context::{Authenticated, ContextExt};
 use super::types::DateTime;
 use crate::auth::AuthFailure;
-use crate::domain::Password;
+use crate::domain::{Password, local_part};
 use crate::error::AppError;
 
 /// A login and the refreshes that followed it.
@@ -97,7 +97,14 @@ impl SessionMutation {
         // can't be used to guess the password.
         ctx.rate_limit()?;
         let requester = ctx.requester().await?;
-        let new_password = Password::parse(&new_password, "newPassword")?;
+        let user = &requester.user;
+        let new_password = Password::parse_new(
+            &new_password,
+            "newPassword",
+            &[&user.username, local_part(&user.email)],
+        )?;
+        // The account's throttle, under its username, as a login's.
+        let attempt = ctx.throttle(&requester.user.username).await?;
         let state = ctx.state();
         let stored = state
             .store
@@ -112,6 +119,7 @@ impl SessionMutation {
         if !verified {
             return Err(AppError::InvalidCredentials);
         }
+        ctx.check_passed(attempt).await?;
         let hash = state
             .hasher
             .hash(new_password.expose().to_owned())

@@ -6,11 +6,13 @@
 mod connect;
 mod ledger;
 mod sessions;
+mod throttle;
 mod users;
 
 pub use connect::{connect, migrate};
 pub use ledger::Rotation;
 pub use sessions::NewSession;
+pub use throttle::{Attempt, throttle_key};
 pub use users::{CreateUserError, NewUser, SetRoleError};
 
 use chrono::{DateTime, Utc};

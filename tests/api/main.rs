@@ -13,6 +13,7 @@ mod keys;
 mod login;
 mod observability;
 mod over_http;
+mod password_policy;
 mod postgres;
 mod rate_limit;
 mod restart;
