@@ -92,9 +92,13 @@ pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Mod
 
 pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
+    settings.check_mail()?;
     // Keys before the database: a bad key file is reported at once.
     let keys = load_keys(settings)?;
     let store = open_store(settings).await?;
+    // Created only once the database answered: a bad DATABASE_URL leaves no key behind.
+    let data_key = settings.data_key()?;
+    let mailer = crate::mail::Mailer::new(settings, &data_key)?.map(std::sync::Arc::new);
     let key = settings.jwt_key()?;
     let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;
     if settings.jwt_secret.is_none() && shared_database {
@@ -134,6 +138,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         clock: Clock,
         refresh_cookie: settings.refresh_token_cookie.is_on(),
         login_failures_per_hour: settings.login_failures_per_hour,
+        mailer,
     };
     warn_of_browser_settings(settings);
     let state = std::sync::Arc::new(state);
@@ -161,6 +166,9 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         )
         .at("/graphiql/:version/:file", get(http::graphiql_asset))
         .at("/healthz", get(http::healthz))
+        .at("/reset-password", get(http::recovery_page))
+        .at("/verify-email", get(http::recovery_page))
+        .at("/recovery.js", get(http::recovery_script))
         .at("/.well-known/jwks.json", get(http::jwks))
         .at(
             "/.well-known/openid-configuration",
@@ -327,11 +335,19 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.leeway));
+        let mail_worker = self
+            .state
+            .mailer
+            .clone()
+            .map(|mailer| tokio::spawn(mailer.run(self.state.store.clone())));
         tracing::info!("listening on http://{}/graphql", self.addr);
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.routes, shutdown, Some(GRACE))
             .await;
         housekeeping.abort();
+        if let Some(worker) = mail_worker {
+            worker.abort();
+        }
         served
     }
 }
@@ -350,6 +366,9 @@ async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "pruned expired revocations and sessions"),
                     Err(err) => tracing::warn!(error = %chain(&err), "pruning failed; will retry"),
+                }
+                if let Err(err) = state.store.prune_mail(state.clock.now().timestamp()).await {
+                    tracing::warn!(error = %chain(&err), "pruning the mail tables failed; will retry");
                 }
                 if let Err(err) = state.store.prune_failures(state.clock.now().timestamp()).await {
                     tracing::warn!(error = %chain(&err), "pruning the throttle failed; will retry");

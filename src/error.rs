@@ -23,6 +23,8 @@ pub enum AppError {
     InvalidCredentials,
     Unauthenticated(AuthFailure),
     Forbidden,
+    /// A feature that is off in this server's settings (mail without SMTP_URL).
+    FeatureDisabled(&'static str),
     TooManyRequests {
         retry_after: u64,
     },
@@ -42,6 +44,7 @@ impl AppError {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::FeatureDisabled(_) => "FEATURE_DISABLED",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -117,6 +120,7 @@ impl From<AppError> for async_graphql::Error {
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
+            AppError::FeatureDisabled(what) => async_graphql::Error::new(what),
             AppError::TooManyRequests { retry_after } => async_graphql::Error::new(format!(
                 "Too many attempts: try again in {retry_after} seconds"
             ))

@@ -8,6 +8,7 @@ pub mod error;
 pub mod gateway;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secret;

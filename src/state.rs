@@ -4,6 +4,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Hasher;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub refresh_cookie: bool,
     /// `LOGIN_FAILURES_PER_HOUR`: 0 is off.
     pub login_failures_per_hour: u32,
+    /// Mail (`SMTP_URL`); `None` when off.
+    pub mailer: Option<std::sync::Arc<Mailer>>,
 }
 
 /// Where every layer gets the time from: handed down, so the store never

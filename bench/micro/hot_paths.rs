@@ -96,6 +96,7 @@ fn app_state(store: Store) -> AppState {
         clock: authgraph::state::Clock,
         refresh_cookie: false,
         login_failures_per_hour: 0,
+        mailer: None,
     }
 }
 
@@ -129,6 +130,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
                 now,
                 expires_at: claims.exp,
             },
+            None,
         )
         .await
         .unwrap();

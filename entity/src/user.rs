@@ -26,6 +26,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTimeUtc,
+    /// The address was proven by a verification link (or a password reset).
+    pub email_verified: bool,
 }
 
 /// A user without the password hash: what is read for every request and
@@ -38,6 +40,8 @@ pub struct Profile {
     pub email: String,
     pub role: Role,
     pub created_at: DateTimeUtc,
+    /// The address was proven by a verification link (or a password reset).
+    pub email_verified: bool,
 }
 
 impl From<Model> for Profile {
@@ -48,6 +52,7 @@ impl From<Model> for Profile {
             email: user.email,
             role: user.role,
             created_at: user.created_at,
+            email_verified: user.email_verified,
         }
     }
 }

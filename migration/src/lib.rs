@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_tables;
 mod m20261201_000001_create_login_failures;
+mod m20261201_000002_create_mail;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_tables::Migration),
             Box::new(m20261201_000001_create_login_failures::Migration),
+            Box::new(m20261201_000002_create_mail::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ pub mod bearer;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod sealing;
 
 /// Why a token was refused: `extensions.reason` of `UNAUTHENTICATED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

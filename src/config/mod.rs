@@ -184,6 +184,45 @@ pub struct Settings {
     )]
     pub auth_rate_limit_per_minute: u32,
 
+    /// Mail for account recovery: `smtp://user:pass@host:587` (STARTTLS;
+    /// plain only to a server on this machine) or `smtps://...` (TLS).
+    /// Empty: mail off.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// The sender of authgraph's mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "authgraph <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
+    /// `optional`, or `required`: an unverified account can do almost
+    /// nothing until its address is verified (needs SMTP_URL).
+    #[arg(long, env = "EMAIL_VERIFICATION", value_enum, default_value_t = EmailVerification::Optional, global = true)]
+    pub email_verification: EmailVerification,
+
+    /// Seconds a password reset link works.
+    #[arg(long, env = "PASSWORD_RESET_TTL", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    pub password_reset_ttl: u64,
+
+    /// Seconds an email verification link works.
+    #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    pub email_verification_ttl: u64,
+
+    /// The 256-bit key (created once, mode 0600) whose subkeys seal what the
+    /// server keeps secret: mail tokens waiting in the outbox, later TOTP
+    /// secrets and recovery codes. Back it up with the database.
+    #[arg(
+        long,
+        env = "DATA_KEY_FILE",
+        default_value = "authgraph.data.key",
+        global = true
+    )]
+    pub data_key_file: PathBuf,
+
     /// Failed password checks per account identifier (as typed) and hour;
     /// past it even the right password is refused until the hour is over.
     /// 0 turns it off.
@@ -256,6 +295,13 @@ impl JwtAlgorithm {
             Self::Rs256 => "RS256",
         }
     }
+}
+
+/// `EMAIL_VERIFICATION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmailVerification {
+    Optional,
+    Required,
 }
 
 /// Which extra claims access tokens carry.
@@ -415,6 +461,40 @@ impl Settings {
             "signing key",
             generate,
         )
+    }
+
+    /// `DATA_KEY_FILE`'s 256-bit key, created once when absent.
+    pub fn data_key(&self) -> Result<Secret, ConfigError> {
+        let content = load_or_create(&self.data_key_file, "DATA_KEY_FILE", "data key", || {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|err| format!("no system randomness to create a key: {err}"))?;
+            Ok(format!("{}\n", hex::encode(key)))
+        })?;
+        let key = hex::decode(content.trim())
+            .ok()
+            .filter(|key| key.len() == 32)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "DATA_KEY_FILE",
+                    format!(
+                        "{} does not hold 64 hex digits (256 bits)",
+                        self.data_key_file.display()
+                    ),
+                )
+            })?;
+        Ok(Secret::from(key))
+    }
+
+    /// Mail settings that can't work together end the start.
+    pub fn check_mail(&self) -> Result<(), ConfigError> {
+        if self.email_verification == EmailVerification::Required && self.smtp_url.is_none() {
+            return Err(ConfigError::new(
+                "EMAIL_VERIFICATION",
+                "`required` needs SMTP_URL: without mail no address can be verified",
+            ));
+        }
+        Ok(())
     }
 
     /// The database pool's settings.

@@ -1,6 +1,7 @@
 //! signup, login and me.
 
 use async_graphql::{Context, InputObject, Object};
+use entity::mail_token::Purpose;
 use entity::user;
 use uuid::Uuid;
 
@@ -77,6 +78,21 @@ impl AccountMutation {
                 now,
             )
             .map_err(AppError::internal)?;
+        // Mail on: the verification mail is queued with the account.
+        let verification = match &state.mailer {
+            Some(mailer) => Some(
+                mailer
+                    .prepare(
+                        Purpose::EmailVerification,
+                        user_id,
+                        email.as_str(),
+                        username.as_str(),
+                        now.timestamp(),
+                    )
+                    .map_err(|why| AppError::internal(std::io::Error::other(why)))?,
+            ),
+            None => None,
+        };
         let user = state
             .store
             .create_user(
@@ -87,6 +103,7 @@ impl AccountMutation {
                     password_hash,
                 },
                 session,
+                verification,
             )
             .await
             .map_err(|err| match err {
@@ -94,6 +111,9 @@ impl AccountMutation {
                 CreateUserError::Db(err) => err.into(),
             })?;
         state.metrics.signups.inc();
+        if let Some(mailer) = &state.mailer {
+            mailer.wake();
+        }
         Ok(ctx.hand_out(pair, user.into()))
     }
 

@@ -7,6 +7,7 @@ mod context;
 mod cookie;
 mod limits;
 mod parse_cache;
+mod recovery;
 mod sessions;
 mod timing;
 mod tokens;
@@ -31,6 +32,7 @@ pub struct Query(
 pub struct Mutation(
     account::AccountMutation,
     tokens::TokenMutation,
+    recovery::RecoveryMutation,
     sessions::SessionMutation,
     admin::AdminMutation,
 );

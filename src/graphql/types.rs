@@ -62,6 +62,11 @@ impl User {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
     }
+
+    /// The address was proven: a verification link (or a reset link) was opened.
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified
+    }
 }
 
 /// The tokens of a new or refreshed session, and its user.

@@ -177,3 +177,39 @@ pub fn openid_configuration(well_known: Data<&WellKnown>) -> Response {
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+/// What the recovery pages may do: their own script, calls to this origin,
+/// nothing else; no Referer ever leaves them.
+fn recovery_headers(builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
+    builder
+        .header("referrer-policy", "no-referrer")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+             form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-content-type-options", "nosniff")
+}
+
+/// `GET /reset-password` and `GET /verify-email`: the minimal pages the mail
+/// links open (the token in the fragment); each calls its mutation.
+#[handler]
+pub fn recovery_page(req: &Request) -> Response {
+    let page = if req.uri().path().ends_with("verify-email") {
+        include_str!("../../assets/pages/verify-email.html")
+    } else {
+        include_str!("../../assets/pages/reset-password.html")
+    };
+    recovery_headers(Response::builder())
+        .content_type("text/html; charset=utf-8")
+        .body(page)
+}
+
+/// The recovery pages' script.
+#[handler]
+pub fn recovery_script() -> Response {
+    recovery_headers(Response::builder())
+        .content_type("text/javascript; charset=utf-8")
+        .body(include_str!("../../assets/pages/recovery.js"))
+}

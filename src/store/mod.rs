@@ -5,12 +5,14 @@
 
 mod connect;
 mod ledger;
+mod mail;
 mod sessions;
 mod throttle;
 mod users;
 
 pub use connect::{connect, migrate};
 pub use ledger::Rotation;
+pub use mail::QueuedMail;
 pub use sessions::NewSession;
 pub use throttle::{Attempt, throttle_key};
 pub use users::{CreateUserError, NewUser, SetRoleError};

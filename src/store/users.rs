@@ -39,13 +39,15 @@ pub enum SetRoleError {
 }
 
 impl Store {
-    /// Inserts the user and its first session in one transaction. The unique
-    /// indexes decide races: of concurrent signups of one name, one wins.
+    /// Inserts the user, its first session and (mail on) its verification
+    /// mail in one transaction. The unique indexes decide races: of
+    /// concurrent signups of one name, one wins.
     #[tracing::instrument(name = "db.user.create", level = "debug", skip_all, err)]
     pub async fn create_user(
         &self,
         new: NewUser,
         first_session: NewSession,
+        verification: Option<super::QueuedMail>,
     ) -> Result<user::Model, CreateUserError> {
         let user = user::ActiveModel {
             id: Set(new.id),
@@ -55,7 +57,9 @@ impl Store {
             password_hash: Set(new.password_hash),
             role: Set(user::Role::User),
             created_at: Set(first_session.now),
+            email_verified: Set(false),
         };
+        let now = first_session.now.timestamp();
         let txn = self.db.begin().await?;
         let user = match user.insert(&txn).await {
             Ok(user) => user,
@@ -73,6 +77,9 @@ impl Store {
             }
         };
         insert_session(&txn, user.id, first_session).await?;
+        if let Some(mail) = verification {
+            super::mail::queue_in(&txn, mail, now).await?;
+        }
         txn.commit().await?;
         Ok(user)
     }
@@ -137,6 +144,7 @@ impl Store {
             .all(&txn)
             .await?;
         end_sessions(&txn, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
+        Store::void_reset_tokens(&txn, user_id).await?;
         txn.commit().await?;
         Ok(Some(others.len() as u64))
     }

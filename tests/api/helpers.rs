@@ -122,6 +122,12 @@ impl TestServer {
             "JWT_SECRET_FILE".into(),
             dir.path().join("authgraph.secret").display().to_string(),
         ));
+        if !env.iter().any(|(k, _)| k == "DATA_KEY_FILE") {
+            env.push((
+                "DATA_KEY_FILE".into(),
+                dir.path().join("authgraph.data.key").display().to_string(),
+            ));
+        }
         if !env.iter().any(|(k, _)| k == "JWT_SIGNING_KEY_FILE") {
             env.push((
                 "JWT_SIGNING_KEY_FILE".into(),

@@ -11,6 +11,7 @@ mod hardening;
 mod http;
 mod keys;
 mod login;
+mod mail;
 mod observability;
 mod over_http;
 mod password_policy;

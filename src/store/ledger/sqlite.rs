@@ -46,7 +46,7 @@ const CHECKPOINT_EVERY: u32 = 256;
 /// a checkpoint.
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 
-const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at \
+const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at, email_verified \
      FROM users WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id IN (?2, ?3))";
 
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
@@ -449,5 +449,6 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<user::Profile> {
         email: row.get(2)?,
         role,
         created_at: row.get(4)?,
+        email_verified: row.get(5)?,
     })
 }

@@ -131,6 +131,7 @@ async fn user(store: &Store, name: &str) -> (user::Model, Uuid) {
                 now: Utc::now(),
                 expires_at: Utc::now().timestamp() + 60,
             },
+            None,
         )
         .await
         .unwrap();

@@ -1,0 +1,90 @@
+//! The data key (`DATA_KEY_FILE`) and what it seals: each purpose gets its
+//! own subkey (HKDF-SHA256, the purpose as `info`), and a sealed value is
+//! XChaCha20-Poly1305 under it with a random nonce, base64url. RustCrypto's
+//! `hkdf` and `chacha20poly1305` do the work.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use crate::secret::Secret;
+
+/// Seals and opens values of one purpose.
+pub struct Sealer {
+    cipher: XChaCha20Poly1305,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a sealed value did not open: tampered, or sealed under another data key")]
+pub struct Unsealable;
+
+impl Sealer {
+    /// The sealer of `purpose` (e.g. `b"authgraph outbox token v1"`) under `data_key`.
+    pub fn new(data_key: &Secret, purpose: &[u8]) -> Self {
+        let mut subkey = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit (255 * 32): this can't fail.
+        let _ = Hkdf::<Sha256>::new(None, data_key.expose()).expand(purpose, &mut subkey);
+        Self {
+            cipher: XChaCha20Poly1305::new(&subkey.into()),
+        }
+    }
+
+    pub fn seal(&self, plain: &[u8]) -> Result<String, Unsealable> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self.cipher.encrypt(&nonce, plain).map_err(|_| Unsealable)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, Unsealable> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Unsealable)?;
+        if bytes.len() < 24 {
+            return Err(Unsealable);
+        }
+        let (nonce, body) = bytes.split_at(24);
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| Unsealable)?;
+        self.cipher
+            .decrypt(&XNonce::from(nonce), body)
+            .map_err(|_| Unsealable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_under_their_key_and_purpose() {
+        let key = Secret::from(vec![7u8; 32]);
+        let sealer = Sealer::new(&key, b"one");
+        let sealed = sealer.seal(b"a token").unwrap();
+        assert!(!sealed.contains("a token"));
+        assert_eq!(sealer.open(&sealed).unwrap(), b"a token");
+        assert_ne!(
+            sealer.seal(b"a token").unwrap(),
+            sealed,
+            "a new nonce each time"
+        );
+        assert!(
+            Sealer::new(&key, b"two").open(&sealed).is_err(),
+            "another purpose"
+        );
+        assert!(
+            Sealer::new(&Secret::from(vec![8u8; 32]), b"one")
+                .open(&sealed)
+                .is_err()
+        );
+        let mut tampered = sealed.into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(
+            sealer
+                .open(std::str::from_utf8(&tampered).unwrap())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,54 @@
+"""A real SMTP server for the tests (aiosmtpd): it accepts every mail and
+writes each, parsed, as a JSON file into a directory. Usage:
+
+    python smtp_sink.py PORT DIRECTORY
+
+Prints "smtp listening on PORT" once it accepts connections; runs until
+stdin closes or it is killed."""
+
+import email
+import email.policy
+import json
+import os
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, directory):
+        self.directory = directory
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        part = lambda kind: (message.get_body((kind,)) or message).get_content()
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "headers": {key: str(value) for key, value in message.items()},
+            "text": part("plain"),
+            "html": part("html"),
+        }
+        path = os.path.join(self.directory, f"{time.time_ns()}-{self.count}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as out:
+            json.dump(record, out)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+
+
+def main():
+    port, directory = int(sys.argv[1]), sys.argv[2]
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    controller.start()
+    print(f"smtp listening on {port}", flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
