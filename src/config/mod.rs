@@ -488,10 +488,34 @@ impl Settings {
 
     /// Mail settings that can't work together end the start.
     pub fn check_mail(&self) -> Result<(), ConfigError> {
-        if self.email_verification == EmailVerification::Required && self.smtp_url.is_none() {
+        let smtp = self
+            .smtp_url
+            .as_ref()
+            .map(|url| String::from_utf8_lossy(url.expose()).trim().to_owned())
+            .filter(|url| !url.is_empty());
+        if let Some(smtp) = &smtp {
+            let fits = url::Url::parse(smtp).is_ok_and(|url| {
+                matches!(url.scheme(), "smtp" | "smtps") && url.host_str().is_some()
+            });
+            if !fits {
+                // The URL is not shown: it may hold a password.
+                return Err(ConfigError::new(
+                    "SMTP_URL",
+                    "expected smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (TLS)",
+                ));
+            }
+        }
+        if self.email_verification == EmailVerification::Required {
+            if smtp.is_none() {
+                return Err(ConfigError::new(
+                    "EMAIL_VERIFICATION",
+                    "`required` needs SMTP_URL: without mail no address can be verified",
+                ));
+            }
+            // Refused rather than accepted and not enforced.
             return Err(ConfigError::new(
                 "EMAIL_VERIFICATION",
-                "`required` needs SMTP_URL: without mail no address can be verified",
+                "`required` is not available in this version yet (its rules are not enforced); use `optional`",
             ));
         }
         Ok(())
