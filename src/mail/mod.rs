@@ -285,6 +285,8 @@ impl Mailer {
             .parse()
             .map_err(|err: lettre::address::AddressError| SendError::Build(err.to_string()))?;
         let message = Message::builder()
+            // A fresh Message-ID under this host's name (mail filters frown on none).
+            .message_id(None)
             .from(self.from.clone())
             .to(to)
             .subject(subject)

@@ -60,10 +60,6 @@ async fn login_takes_about_as_long_whether_the_user_exists_or_not(#[case] backen
             assert_eq!(code(&body), "INVALID_CREDENTIALS");
         }
     }
-    let median = |times: &mut Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
     let (known, unknown) = (median(&mut known), median(&mut unknown));
     let ratio = known / unknown;
     assert!(

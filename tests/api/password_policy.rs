@@ -219,10 +219,6 @@ async fn a_throttled_identifier_answers_in_the_same_time_with_or_without_an_acco
             }
         }
     }
-    let median = |times: &mut Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
     let (known, unknown) = (median(&mut known), median(&mut unknown));
     let ratio = known / unknown;
     assert!(

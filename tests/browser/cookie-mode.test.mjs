@@ -12,20 +12,12 @@ import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { startAuthgraph } from "../support/start-authgraph.mjs";
+import { freePort, startAuthgraph } from "../support/start-authgraph.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(import.meta.dirname, "screenshots");
 const PAGE = readFileSync(join(import.meta.dirname, "app", "index.html"));
 
-/** A free port on 127.0.0.1. */
-async function freePort() {
-  const server = createServer();
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  const { port } = server.address();
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 let authgraph;
 let appServer;

@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -16,7 +15,7 @@ import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { startAuthgraph } from "../support/start-authgraph.mjs";
+import { freePort, startAuthgraph } from "../support/start-authgraph.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(import.meta.dirname, "screenshots");
@@ -27,13 +26,6 @@ if (!PYTHON && process.env.AUTHGRAPH_TEST_REQUIRE_SMTP) {
   throw new Error("AUTHGRAPH_TEST_REQUIRE_SMTP is set but AUTHGRAPH_TEST_SMTP_PYTHON is not");
 }
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  const { port } = server.address();
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 let smtp;
 let mailDir;

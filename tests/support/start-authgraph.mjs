@@ -2,10 +2,20 @@
 // directory (so a fresh SQLite database and key), port 0, and the address read
 // from its "listening on" log line.
 import { spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+
+/** A free port on 127.0.0.1 (for a server whose address must be known before it starts). */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address();
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
 
 export const DEFAULT_BIN = resolve(import.meta.dirname, "../../target/debug/authgraph");
 

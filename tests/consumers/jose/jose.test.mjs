@@ -5,20 +5,12 @@
 // refresh token does not, even with no audience check; another audience or
 // issuer, and a tampered token, are refused.
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { test } from "node:test";
 
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 
-import { startAuthgraph } from "../../support/start-authgraph.mjs";
+import { freePort, startAuthgraph } from "../../support/start-authgraph.mjs";
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  const { port } = server.address();
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 async function signup(base, username) {
   const response = await fetch(`${base}/graphql`, {

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -17,18 +16,11 @@ import { useJWT } from "@graphql-yoga/plugin-jwt";
 import { createSchema, createYoga } from "graphql-yoga";
 import YAML from "yaml";
 
-import { DEFAULT_BIN, startAuthgraph } from "../../support/start-authgraph.mjs";
+import { DEFAULT_BIN, freePort, startAuthgraph } from "../../support/start-authgraph.mjs";
 
 const BIN = process.env.AUTHGRAPH_BIN ?? DEFAULT_BIN;
 const GENERATED = join(import.meta.dirname, ".generated");
 
-async function freePort() {
-  const server = createNetServer();
-  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-  const { port } = server.address();
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 /** `authgraph gateway-config CONSUMER` under these settings. */
 function gatewayConfig(consumer, env) {
