@@ -37,11 +37,7 @@ pub(super) async fn queue_in(
     now: i64,
 ) -> Result<(), DbErr> {
     note_request_in(db, &mail.recipient, now).await?;
-    mail_token::Entity::delete_many()
-        .filter(mail_token::Column::UserId.eq(mail.user_id))
-        .filter(mail_token::Column::Purpose.eq(mail.purpose))
-        .exec(db)
-        .await?;
+    delete_tokens_in(db, mail.user_id, mail.purpose).await?;
     mail_token::Entity::insert(mail_token::ActiveModel {
         id: Set(Uuid::new_v4()),
         user_id: Set(mail.user_id),
@@ -66,6 +62,21 @@ pub(super) async fn queue_in(
     .exec_without_returning(db)
     .await
     .map(|_| ())
+}
+
+/// Deletes `user_id`'s tokens of `purpose` on `db`: a newer one voids them,
+/// using one ends the rest, `changePassword` voids reset links.
+async fn delete_tokens_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    purpose: Purpose,
+) -> Result<(), DbErr> {
+    mail_token::Entity::delete_many()
+        .filter(mail_token::Column::UserId.eq(user_id))
+        .filter(mail_token::Column::Purpose.eq(purpose))
+        .exec(db)
+        .await
+        .map(|_| ())
 }
 
 /// Writes a request for mail to `address` (known or not) on `db`.
@@ -126,11 +137,7 @@ impl Store {
         let txn = self.db.begin().await?;
         note_request_in(&txn, address, now).await?;
         // What voiding older tokens costs a known address (no row matches).
-        mail_token::Entity::delete_many()
-            .filter(mail_token::Column::UserId.eq(Uuid::nil()))
-            .filter(mail_token::Column::Purpose.eq(Purpose::PasswordReset))
-            .exec(&txn)
-            .await?;
+        delete_tokens_in(&txn, Uuid::nil(), Purpose::PasswordReset).await?;
         txn.commit().await
     }
 
@@ -207,11 +214,7 @@ impl Store {
             .filter(user::Column::Id.eq(user_id))
             .exec(&txn)
             .await?;
-        mail_token::Entity::delete_many()
-            .filter(mail_token::Column::UserId.eq(user_id))
-            .filter(mail_token::Column::Purpose.eq(Purpose::EmailVerification))
-            .exec(&txn)
-            .await?;
+        delete_tokens_in(&txn, user_id, Purpose::EmailVerification).await?;
         txn.commit().await
     }
 
@@ -244,11 +247,7 @@ impl Store {
             .filter(user::Column::Id.eq(user_id))
             .exec(&txn)
             .await?;
-        mail_token::Entity::delete_many()
-            .filter(mail_token::Column::UserId.eq(user_id))
-            .filter(mail_token::Column::Purpose.eq(Purpose::PasswordReset))
-            .exec(&txn)
-            .await?;
+        delete_tokens_in(&txn, user_id, Purpose::PasswordReset).await?;
         let sessions: Vec<session::Model> = live_sessions_of(user_id, now).all(&txn).await?;
         end_sessions(&txn, sessions.iter().map(|s| (s.id, s.expires_at)), now).await?;
         login_failure::Entity::delete_many()
@@ -344,11 +343,6 @@ impl Store {
         db: &impl ConnectionTrait,
         user_id: Uuid,
     ) -> Result<(), DbErr> {
-        mail_token::Entity::delete_many()
-            .filter(mail_token::Column::UserId.eq(user_id))
-            .filter(mail_token::Column::Purpose.eq(Purpose::PasswordReset))
-            .exec(db)
-            .await
-            .map(|_| ())
+        delete_tokens_in(db, user_id, Purpose::PasswordReset).await
     }
 }
