@@ -225,9 +225,20 @@ impl Mailer {
                 tracing::info!(mail = %id, kind = ?row.kind, "mail sent");
                 store.mail_sent(id, now).await
             }
-            Err(SendError::Unsealable) => {
-                tracing::error!(mail = %id, "{}; the mail is dropped", SendError::Unsealable);
+            // Sealed under another data key: another server (with the key
+            // every server should share) may open it; dropped only once its
+            // token has expired anyway.
+            Err(SendError::Unsealable) if now > row.created_at + self.ttl(row.kind) => {
+                tracing::error!(mail = %id, "{}; its link has expired: the mail is dropped", SendError::Unsealable);
                 store.mail_sent(id, now).await
+            }
+            Err(SendError::Unsealable) => {
+                tracing::error!(
+                    mail = %id,
+                    "{}; left for a server with the right key (every server needs the same DATA_KEY_FILE)",
+                    SendError::Unsealable
+                );
+                store.mail_failed(id, now + MAX_BACKOFF.min(30)).await
             }
             Err(err) => {
                 let wait = 2_i64

@@ -561,3 +561,59 @@ async fn without_smtp_the_mail_fields_are_feature_disabled() {
         .await;
     assert_eq!(me["data"]["me"]["emailVerified"], false);
 }
+
+/// Two servers on one PostgreSQL, both with a mail worker: each requested
+/// mail goes out once (the claim skips rows another server holds).
+#[tokio::test]
+async fn two_servers_on_one_postgresql_send_each_mail_once() {
+    let Some(sink) = SmtpSink::start(None) else {
+        return;
+    };
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let database = std::sync::Arc::new(database);
+    let url = sink.url();
+    // Every server needs the same data key (what seals the outbox's tokens).
+    let keys = tempfile::tempdir().unwrap();
+    let data_key = keys.path().join("data.key").display().to_string();
+    let env = [
+        ("SMTP_URL", url.as_str()),
+        ("PUBLIC_URL", PUBLIC),
+        ("JWT_SECRET", "mail-servers-share-one-key-0123456789"),
+        ("DATA_KEY_FILE", data_key.as_str()),
+    ];
+    let a = TestServer::start_on(Some(database.clone()), &env);
+    let b = TestServer::start_on(Some(database), &env);
+    let users = 6;
+    for i in 0..users {
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.signup(&format!("pair{i}")).await;
+    }
+    for i in 0..users {
+        // Asked on one server; either server's worker may send it.
+        let server = if i % 2 == 0 { &b } else { &a };
+        let body = server
+            .gql(
+                None,
+                REQUEST_RESET,
+                json!({ "e": format!("pair{i}@example.com") }),
+            )
+            .await;
+        assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    }
+    sink.wait_for(2 * users, Duration::from_secs(30)).await;
+    // Both workers poll every 2 s: give a duplicate time to show up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mails = sink.mails();
+    assert_eq!(
+        mails.len(),
+        2 * users,
+        "one verification and one reset each, no more"
+    );
+    for i in 0..users {
+        let to = format!("pair{i}@example.com");
+        let theirs = mails.iter().filter(|mail| mail.to == [to.clone()]).count();
+        assert_eq!(theirs, 2, "{to}");
+    }
+}
