@@ -59,3 +59,23 @@ export async function startAuthgraph(env = {}) {
     throw err;
   }
 }
+
+/**
+ * Signs `username` up on the authgraph at `base` (password "correct horse
+ * battery", email username@example.com); returns the AuthPayload's tokens and
+ * user id, or throws with the answer.
+ * @returns {Promise<{ accessToken: string, refreshToken: string | null, user: { id: string } }>}
+ */
+export async function signup(base, username) {
+  const response = await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      query: "mutation($i: SignupInput!) { signup(input: $i) { accessToken refreshToken user { id } } }",
+      variables: { i: { username, email: `${username}@example.com`, password: "correct horse battery" } },
+    }),
+  });
+  const body = await response.json();
+  if (!body.data) throw new Error(`signup failed: ${JSON.stringify(body)}`);
+  return body.data.signup;
+}

@@ -9,22 +9,8 @@ import { test } from "node:test";
 
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 
-import { freePort, startAuthgraph } from "../../support/start-authgraph.mjs";
+import { freePort, signup, startAuthgraph } from "../../support/start-authgraph.mjs";
 
-
-async function signup(base, username) {
-  const response = await fetch(`${base}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      query: "mutation($i: SignupInput!) { signup(input: $i) { accessToken refreshToken user { id } } }",
-      variables: { i: { username, email: `${username}@example.com`, password: "correct horse battery" } },
-    }),
-  });
-  const body = await response.json();
-  assert.ok(body.data, JSON.stringify(body));
-  return body.data.signup;
-}
 
 for (const algorithm of ["EdDSA", "ES256", "RS256"]) {
   test(`jose verifies ${algorithm} access tokens from the JWKS and refuses refresh tokens`, async () => {

@@ -16,30 +16,15 @@ import { useJWT } from "@graphql-yoga/plugin-jwt";
 import { createSchema, createYoga } from "graphql-yoga";
 import YAML from "yaml";
 
-import { DEFAULT_BIN, freePort, startAuthgraph } from "../../support/start-authgraph.mjs";
+import { DEFAULT_BIN, freePort, signup, startAuthgraph } from "../../support/start-authgraph.mjs";
 
 const BIN = process.env.AUTHGRAPH_BIN ?? DEFAULT_BIN;
 const GENERATED = join(import.meta.dirname, ".generated");
-
 
 /** `authgraph gateway-config CONSUMER` under these settings. */
 function gatewayConfig(consumer, env) {
   const run = spawnSync(BIN, ["gateway-config", consumer], { env: { PATH: process.env.PATH, ...env }, encoding: "utf8" });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
-}
-
-async function signup(base, username) {
-  const response = await fetch(`${base}/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      query: "mutation($i: SignupInput!) { signup(input: $i) { accessToken refreshToken user { id } } }",
-      variables: { i: { username, email: `${username}@example.com`, password: "correct horse battery" } },
-    }),
-  });
-  const body = await response.json();
-  assert.ok(body.data, JSON.stringify(body));
-  return body.data.signup;
 }
 
 /** A Yoga server with the generated options; resolves `whoami` from the verified token. */
