@@ -12,7 +12,7 @@ use sea_orm::DbBackend;
 use crate::auth::jwt::{TokenRules, Tokens};
 use crate::auth::keys::{self, KeyKind, KeySet};
 use crate::auth::password::Hasher;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, EmailVerification, Settings};
 use crate::error::chain;
 use crate::graphql;
 use crate::http;
@@ -94,9 +94,12 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     settings.explicit_jwt_key()?;
     settings.check_mail()?;
     // Keys before the database: a bad key file is reported at once.
+    let signing_key_new =
+        KeyKind::of(settings.jwt_algorithm).is_some() && !settings.jwt_signing_key_file.exists();
     let keys = load_keys(settings)?;
     let store = open_store(settings).await?;
     // Created only once the database answered: a bad DATABASE_URL leaves no key behind.
+    let data_key_new = !settings.data_key_file.exists();
     let data_key = settings.data_key()?;
     let mailer = crate::mail::Mailer::new(settings, &data_key)?.map(std::sync::Arc::new);
     let key = settings.jwt_key()?;
@@ -106,6 +109,21 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
             key_file = %settings.jwt_secret_file.display(),
             "JWT_SECRET is unset: this server signs with its own key file; \
              servers sharing this database must share one JWT_SECRET, or they refuse each other's tokens"
+        );
+    }
+    if shared_database && signing_key_new {
+        tracing::warn!(
+            key_file = %settings.jwt_signing_key_file.display(),
+            "this server created its own signing key (JWT_SIGNING_KEY_FILE): servers sharing this \
+             database must use the same file, or list each other's public keys in \
+             JWT_VERIFY_KEY_FILES, or they refuse each other's tokens"
+        );
+    }
+    if shared_database && data_key_new {
+        tracing::warn!(
+            key_file = %settings.data_key_file.display(),
+            "this server created its own data key (DATA_KEY_FILE): servers sharing this database \
+             must use the same file, or what one seals (queued mails' links) the others can't open"
         );
     }
     let permits = std::thread::available_parallelism().map_or(2, usize::from);
@@ -138,6 +156,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         clock: Clock,
         refresh_cookie: settings.refresh_token_cookie.is_on(),
         login_failures_per_hour: settings.login_failures_per_hour,
+        verified_only: settings.email_verification == EmailVerification::Required,
         mailer,
     };
     warn_of_browser_settings(settings);

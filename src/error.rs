@@ -23,6 +23,8 @@ pub enum AppError {
     InvalidCredentials,
     Unauthenticated(AuthFailure),
     Forbidden,
+    /// `EMAIL_VERIFICATION=required` and the caller's address is not verified.
+    EmailNotVerified,
     /// A feature that is off in this server's settings (mail without SMTP_URL).
     FeatureDisabled(&'static str),
     TooManyRequests {
@@ -44,6 +46,7 @@ impl AppError {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::FeatureDisabled(_) => "FEATURE_DISABLED",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -120,6 +123,9 @@ impl From<AppError> for async_graphql::Error {
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
+            AppError::EmailNotVerified => async_graphql::Error::new(
+                "Verify your email address first: follow the link mailed to it",
+            ),
             AppError::FeatureDisabled(what) => async_graphql::Error::new(what),
             AppError::TooManyRequests { retry_after } => async_graphql::Error::new(format!(
                 "Too many attempts: try again in {retry_after} seconds"

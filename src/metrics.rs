@@ -32,9 +32,10 @@ impl Metrics {
             &["result"],
         )?;
         registry.register(Box::new(logins.clone()))?;
-        // Both series exist from the start, at 0.
+        // Every series exists from the start, at 0.
         logins.with_label_values(&["ok"]);
         logins.with_label_values(&["failed"]);
+        logins.with_label_values(&["unverified"]);
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "operation_duration_seconds",

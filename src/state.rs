@@ -21,6 +21,9 @@ pub struct AppState {
     pub refresh_cookie: bool,
     /// `LOGIN_FAILURES_PER_HOUR`: 0 is off.
     pub login_failures_per_hour: u32,
+    /// `EMAIL_VERIFICATION=required`: an unverified account's tokens open
+    /// only `me`, `requestEmailVerification`, `logout` and `logoutAll`.
+    pub verified_only: bool,
     /// Mail (`SMTP_URL`); `None` when off.
     pub mailer: Option<std::sync::Arc<Mailer>>,
 }

@@ -96,6 +96,7 @@ fn app_state(store: Store) -> AppState {
         clock: authgraph::state::Clock,
         refresh_cookie: false,
         login_failures_per_hour: 0,
+        verified_only: false,
         mailer: None,
     }
 }

@@ -505,17 +505,10 @@ impl Settings {
                 ));
             }
         }
-        if self.email_verification == EmailVerification::Required {
-            if smtp.is_none() {
-                return Err(ConfigError::new(
-                    "EMAIL_VERIFICATION",
-                    "`required` needs SMTP_URL: without mail no address can be verified",
-                ));
-            }
-            // Refused rather than accepted and not enforced.
+        if self.email_verification == EmailVerification::Required && smtp.is_none() {
             return Err(ConfigError::new(
                 "EMAIL_VERIFICATION",
-                "`required` is not available in this version yet (its rules are not enforced); use `optional`",
+                "`required` needs SMTP_URL: without mail no address can be verified",
             ));
         }
         Ok(())

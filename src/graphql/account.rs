@@ -5,7 +5,8 @@ use entity::mail_token::Purpose;
 use entity::user;
 use uuid::Uuid;
 
-use super::context::{Authenticated, ContextExt};
+use super::context::{ContextExt, SignedIn};
+use super::recovery;
 use super::types::{AuthPayload, User};
 use crate::domain::{Email, Password, Username, local_part};
 use crate::error::AppError;
@@ -36,10 +37,10 @@ pub struct AccountQuery;
 
 #[Object]
 impl AccountQuery {
-    /// The caller. Needs an access token.
-    #[graphql(guard = "Authenticated")]
+    /// The caller. Needs an access token (of an unverified account too).
+    #[graphql(guard = "SignedIn")]
     async fn me(&self, ctx: &Context<'_>) -> Result<User, AppError> {
-        Ok(User(ctx.requester().await?.user.clone()))
+        Ok(User(ctx.signed_in().await?.user.clone()))
     }
 }
 
@@ -119,7 +120,9 @@ impl AccountMutation {
 
     /// Starts a session. `username` may be the username (any case) or the email.
     /// One `INVALID_CREDENTIALS` error, in about the same time, whether or not
-    /// the account exists.
+    /// the account exists. Under `EMAIL_VERIFICATION=required`, the right
+    /// password of an unverified account is `EMAIL_NOT_VERIFIED`, and a new
+    /// verification link is mailed.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, AppError> {
         ctx.rate_limit()?;
         // Counted per identifier whether or not an account has it, before
@@ -150,6 +153,25 @@ impl AccountMutation {
         let Some(user) = user.filter(|_| verified) else {
             return failed();
         };
+        if state.verified_only && !user.email_verified {
+            // The password was right: no failure to count. No session
+            // starts; a new link goes out (within the address's hourly limit).
+            ctx.check_passed(attempt).await?;
+            state
+                .metrics
+                .logins
+                .with_label_values(&["unverified"])
+                .inc();
+            recovery::queue(
+                ctx,
+                Purpose::EmailVerification,
+                user.id,
+                &user.email,
+                &user.username,
+            )
+            .await?;
+            return Err(AppError::EmailNotVerified);
+        }
         let (session, pair) = state
             .tokens
             .new_session(

@@ -56,7 +56,12 @@ pub(crate) trait ContextExt {
     fn meta(&self) -> &RequestMeta;
     /// The caller, authenticated on first use (token decoded, blacklist and
     /// user row read in one round trip), then remembered for the operation.
+    /// Under `EMAIL_VERIFICATION=required`, `EMAIL_NOT_VERIFIED` for an
+    /// unverified account: what every field but the four
+    /// [`SignedIn`] ones asks.
     async fn requester(&self) -> Result<Arc<Requester>, AppError>;
+    /// The caller, verified or not (see [`SignedIn`]).
+    async fn signed_in(&self) -> Result<Arc<Requester>, AppError>;
     /// Forgets the remembered caller: after a revocation the next field checks again.
     async fn forget_requester(&self);
     /// Counts one password-checking attempt against the caller's IP.
@@ -88,6 +93,14 @@ impl ContextExt for Context<'_> {
     }
 
     async fn requester(&self) -> Result<Arc<Requester>, AppError> {
+        let requester = self.signed_in().await?;
+        if self.state().verified_only && !requester.user.email_verified {
+            return Err(AppError::EmailNotVerified);
+        }
+        Ok(requester)
+    }
+
+    async fn signed_in(&self) -> Result<Arc<Requester>, AppError> {
         let meta = self.meta();
         let mut slot = meta.outcome.lock().await;
         if let Some(outcome) = slot.as_ref() {
@@ -177,12 +190,24 @@ impl ContextExt for Context<'_> {
     }
 }
 
-/// Guard for fields that need an access token.
+/// Guard for fields that need an access token (of a verified account,
+/// under `EMAIL_VERIFICATION=required`).
 pub struct Authenticated;
 
 impl Guard for Authenticated {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         ctx.requester().await.map(|_| ()).map_err(Into::into)
+    }
+}
+
+/// Guard for the fields an access token opens whether or not its account's
+/// address is verified: `me`, `requestEmailVerification`, `logoutAll`
+/// (`logout` takes a refresh token, and no guard).
+pub struct SignedIn;
+
+impl Guard for SignedIn {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        ctx.signed_in().await.map(|_| ()).map_err(Into::into)
     }
 }
 

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Object};
 use entity::mail_token::Purpose;
 
-use super::context::{Authenticated, ContextExt};
+use super::context::{ContextExt, SignedIn};
 use crate::domain::{Email, Password, local_part};
 use crate::error::AppError;
 use crate::mail::{MAILS_PER_ADDRESS_PER_HOUR, MailToken, Mailer};
@@ -20,7 +20,7 @@ fn mailer<'a>(ctx: &'a Context<'_>) -> Result<&'a Mailer, AppError> {
 /// Queues a mail of `purpose` to the user unless the address had its
 /// hour's worth already (then only the request is noted, nothing is sent,
 /// and the caller still says `true`).
-async fn queue(
+pub(super) async fn queue(
     ctx: &Context<'_>,
     purpose: Purpose,
     user_id: uuid::Uuid,
@@ -126,11 +126,11 @@ impl RecoveryMutation {
 
     /// Mails a new verification link to the caller's address (`true` at
     /// once when it is verified already).
-    #[graphql(guard = "Authenticated")]
+    #[graphql(guard = "SignedIn")]
     async fn request_email_verification(&self, ctx: &Context<'_>) -> Result<bool, AppError> {
         mailer(ctx)?;
         ctx.rate_limit()?;
-        let requester = ctx.requester().await?;
+        let requester = ctx.signed_in().await?;
         let user = &requester.user;
         if !user.email_verified {
             queue(

@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use entity::session;
 use uuid::Uuid;
 
-use super::context::{Authenticated, ContextExt};
+use super::context::{Authenticated, ContextExt, SignedIn};
 use super::types::DateTime;
 use crate::auth::AuthFailure;
 use crate::domain::{Password, local_part};
@@ -143,9 +143,9 @@ impl SessionMutation {
     }
 
     /// Ends every session of the caller, this one included. Returns how many ended.
-    #[graphql(guard = "Authenticated")]
+    #[graphql(guard = "SignedIn")]
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32, AppError> {
-        let requester = ctx.requester().await?;
+        let requester = ctx.signed_in().await?;
         let ended = ctx
             .state()
             .store

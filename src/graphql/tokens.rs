@@ -8,7 +8,7 @@ use super::types::{AuthPayload, DateTime, TokenInfo};
 use crate::auth::AuthFailure;
 use crate::auth::jwt::{Claims, TokenType};
 use crate::error::AppError;
-use crate::store::Rotation;
+use crate::store::{Rotation, RotationRules};
 
 #[derive(Default)]
 pub struct TokenQuery;
@@ -82,6 +82,9 @@ impl TokenMutation {
     /// In cookie mode the argument may be left out: the token comes from the
     /// cookie, the new one goes back into it, and a token another tab rotated
     /// less than 10 seconds ago fails with `rotated` and ends nothing.
+    ///
+    /// Under `EMAIL_VERIFICATION=required`, an unverified account's token is
+    /// `EMAIL_NOT_VERIFIED` and is not rotated: it works once the address is.
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
@@ -146,7 +149,15 @@ async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayloa
     let expires_at = state.tokens.session_expiry(now.timestamp());
     match state
         .store
-        .rotate(&old.token(), now, expires_at, grace)
+        .rotate(
+            &old.token(),
+            now,
+            expires_at,
+            RotationRules {
+                grace,
+                verified_only: state.verified_only,
+            },
+        )
         .await?
     {
         Rotation::Rotated(user) => {
@@ -166,5 +177,6 @@ async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayloa
         Rotation::Superseded => Err(AuthFailure::Rotated.into()),
         Rotation::Revoked => Err(AuthFailure::Revoked.into()),
         Rotation::UnknownUser => Err(AuthFailure::Invalid.into()),
+        Rotation::Unverified => Err(AppError::EmailNotVerified),
     }
 }

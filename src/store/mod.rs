@@ -11,7 +11,7 @@ mod throttle;
 mod users;
 
 pub use connect::{connect, migrate};
-pub use ledger::Rotation;
+pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;
 pub use sessions::NewSession;
 pub use throttle::{Attempt, throttle_key};
@@ -102,16 +102,17 @@ impl Store {
 
     /// Revokes the presented refresh token and moves its session on, or
     /// says why not (a reused token ends its session, unless it was rotated
-    /// less than `grace` seconds ago).
+    /// less than `rules.grace` seconds ago; an unverified user's is refused
+    /// when `rules.verified_only`).
     #[tracing::instrument(name = "db.ledger.rotate", level = "debug", skip_all, err)]
     pub async fn rotate(
         &self,
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
-        grace: i64,
+        rules: RotationRules,
     ) -> Result<Rotation, DbErr> {
-        self.ledger.rotate(old, now, new_expires_at, grace).await
+        self.ledger.rotate(old, now, new_expires_at, rules).await
     }
 
     /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a

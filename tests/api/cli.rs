@@ -137,17 +137,6 @@ fn bad_settings_end_the_start_with_one_clear_line() {
     );
     assert!(out.contains("SMTP_URL"), "{out}");
     assert_refused(
-        &run(
-            dir.path(),
-            &[],
-            &[
-                ("EMAIL_VERIFICATION", "required"),
-                ("SMTP_URL", "smtp://127.0.0.1:25"),
-            ],
-        ),
-        "EMAIL_VERIFICATION",
-    );
-    assert_refused(
         &run(dir.path(), &[], &[("SMTP_URL", "ftp://mail.example.com")]),
         "SMTP_URL",
     );

@@ -79,6 +79,16 @@ impl SmtpSink {
     /// An SMTP server on `port` (a free one for `None`); `None` when there
     /// is no aiosmtpd here.
     pub fn start(port: Option<u16>) -> Option<Self> {
+        Self::spawn(port, &[])
+    }
+
+    /// An SMTP server on `port` that takes each mail's data and never
+    /// answers: a send that hangs until the sender dies.
+    pub fn start_stalling(port: u16) -> Option<Self> {
+        Self::spawn(Some(port), &["--stall"])
+    }
+
+    fn spawn(port: Option<u16>, args: &[&str]) -> Option<Self> {
         let python = python()?;
         let port = port.unwrap_or_else(free_port);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -94,6 +104,7 @@ impl SmtpSink {
             .arg(script)
             .arg(port.to_string())
             .arg(dir.path())
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -144,6 +155,15 @@ impl SmtpSink {
             .collect()
     }
 
+    /// How many mails a stalling server holds unanswered.
+    pub fn stalled(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .expect("the mail directory")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "stalled"))
+            .count()
+    }
+
     /// Waits (at most `limit`) until `count` mails arrived; returns them all.
     pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Mail> {
         let start = Instant::now();
@@ -162,14 +182,14 @@ impl SmtpSink {
     }
 }
 
-const PUBLIC: &str = "http://localhost:8000";
+pub const PUBLIC: &str = "http://localhost:8000";
 const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
 const RESET: &str =
     "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
+pub const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
 const ME_VERIFIED: &str = "{ me { username emailVerified } }";
 
-async fn mail_server(
+pub async fn mail_server(
     backend: Backend,
     sink: &SmtpSink,
     extra: &[(&str, &str)],
@@ -184,7 +204,7 @@ fn reset_prefix() -> String {
     format!("{PUBLIC}/reset-password#token=")
 }
 
-fn verify_prefix() -> String {
+pub fn verify_prefix() -> String {
     format!("{PUBLIC}/verify-email#token=")
 }
 
@@ -529,6 +549,71 @@ async fn with_the_smtp_server_down_the_request_answers_and_the_mail_arrives_once
             None,
             RESET,
             json!({ "t": token, "p": "it arrived after all" }),
+        )
+        .await;
+    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+}
+
+#[apply(backends)]
+async fn killed_between_commit_and_send_the_mails_go_out_after_a_restart_exactly_once(
+    #[case] backend: Backend,
+) {
+    if python().is_none() {
+        return;
+    }
+    // An SMTP server that hangs mid-send: the first mail is committed,
+    // claimed and on the wire when the server dies; the second is committed
+    // and waiting.
+    let port = free_port();
+    let stalling = SmtpSink::start_stalling(port).expect("the SMTP server");
+    let url = format!("smtp://127.0.0.1:{port}");
+    let Some(mut server) = TestServer::start_process_with(
+        backend,
+        &[("SMTP_URL", url.as_str()), ("PUBLIC_URL", PUBLIC)],
+    )
+    .await
+    else {
+        return;
+    };
+    server.signup("crashed").await;
+    let start = Instant::now();
+    while stalling.stalled() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(15), "no send began");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = server
+        .gql(None, REQUEST_RESET, json!({ "e": "crashed@example.com" }))
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    server.kill();
+    drop(stalling);
+
+    let sink = SmtpSink::start(Some(port)).expect("the SMTP server");
+    let server = server.restart().await;
+    // The claimed mail waits out its lease (30 s); the other goes at once.
+    sink.wait_for(2, Duration::from_secs(60)).await;
+    // Long enough for a duplicate to follow (the worker polls every 2 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mails = sink.mails();
+    let mut subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m.headers["Subject"].as_str().unwrap())
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(
+        subjects,
+        ["Confirm your address", "Reset your password"],
+        "each mail exactly once"
+    );
+    let reset = mails
+        .iter()
+        .find(|m| m.headers["Subject"] == "Reset your password")
+        .unwrap();
+    let body = server
+        .gql(
+            None,
+            RESET,
+            json!({ "t": reset.token(&reset_prefix()), "p": "survived the crash" }),
         )
         .await;
     assert_eq!(body["data"]["resetPassword"], true, "{body}");

@@ -21,3 +21,4 @@ mod restart;
 mod sessions;
 mod signup;
 mod tokens;
+mod verification;

@@ -179,6 +179,38 @@ async fn reuse_detected_on_one_server_ends_the_session_on_the_other() {
     assert_eq!(b.verify(&second.refresh).await["reason"], "revoked");
 }
 
+#[tokio::test]
+async fn a_server_that_creates_its_own_keys_on_postgresql_says_so_once() {
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let server = TestServer::start_on(
+        Some(database),
+        &[("JWT_SECRET", SHARED_SECRET), ("JWT_ALGORITHM", "EdDSA")],
+    );
+    let log = server.log_text();
+    for warning in [
+        "created its own signing key (JWT_SIGNING_KEY_FILE)",
+        "created its own data key (DATA_KEY_FILE)",
+    ] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains("WARN") && line.contains(warning)),
+            "{warning}: {log}"
+        );
+    }
+    // The files exist now: the next start on them is quiet.
+    let server = server.restart().await;
+    let log = server.log_text();
+    assert!(!log.contains("created its own"), "{log}");
+    let session = server.signup("keyed").await;
+    assert_eq!(
+        server.me(&session.access).await["data"]["me"]["username"],
+        "keyed"
+    );
+}
+
 async fn healthz(server: &TestServer) -> (u16, Duration) {
     let start = Instant::now();
     let status = reqwest::get(server.url("/healthz"))

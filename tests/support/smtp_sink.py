@@ -1,11 +1,13 @@
 """A real SMTP server for the tests (aiosmtpd): it accepts every mail and
 writes each, parsed, as a JSON file into a directory. Usage:
 
-    python smtp_sink.py PORT DIRECTORY
+    python smtp_sink.py PORT DIRECTORY [--stall]
 
-Prints "smtp listening on PORT" once it accepts connections; runs until
+With --stall it takes each mail's data and never answers (it writes an
+empty `N.stalled` file instead), as a server that hangs mid-send. Prints "smtp listening on PORT" once it accepts connections; runs until
 stdin closes or it is killed."""
 
+import asyncio
 import email
 import email.policy
 import json
@@ -17,12 +19,16 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, directory):
+    def __init__(self, directory, stall):
         self.directory = directory
+        self.stall = stall
         self.count = 0
 
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
+        if self.stall:
+            open(os.path.join(self.directory, f"{self.count}.stalled"), "w").close()
+            await asyncio.sleep(3600)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         part = lambda kind: (message.get_body((kind,)) or message).get_content()
         record = {
@@ -41,7 +47,8 @@ class Sink:
 
 def main():
     port, directory = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    stall = "--stall" in sys.argv[3:]
+    controller = Controller(Sink(directory, stall), hostname="127.0.0.1", port=port)
     controller.start()
     print(f"smtp listening on {port}", flush=True)
     try:

@@ -43,6 +43,25 @@ pub enum Rotation {
     Revoked,
     /// Its user is gone.
     UnknownUser,
+    /// Its user's address is not verified, and the rules ask for it:
+    /// refused, nothing written, and the token still works once it is.
+    Unverified,
+}
+
+/// How a rotation treats a token that is live but not to be rotated yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RotationRules {
+    /// Seconds after its rotation a token is `Superseded` rather than reused.
+    pub grace: i64,
+    /// Refuse (`Unverified`) a user whose address is not verified.
+    pub verified_only: bool,
+}
+
+impl RotationRules {
+    /// `Unverified` for a live token whose user this refuses.
+    fn refuses(&self, user: &user::Profile) -> bool {
+        self.verified_only && !user.email_verified
+    }
 }
 
 #[derive(Clone)]
@@ -96,17 +115,17 @@ impl TokenLedger {
 
     /// Revokes the presented refresh token and moves its session on, or says
     /// why not: a token used before ends its session (reuse detection),
-    /// unless it was rotated less than `grace` seconds ago.
+    /// unless it was rotated less than `rules.grace` seconds ago.
     pub(crate) async fn rotate(
         &self,
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
-        grace: i64,
+        rules: RotationRules,
     ) -> Result<Rotation, DbErr> {
         match self {
-            Self::Pool(pool) => pool.rotate(old, now, new_expires_at, grace).await,
-            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at, grace).await,
+            Self::Pool(pool) => pool.rotate(old, now, new_expires_at, rules).await,
+            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at, rules).await,
         }
     }
 

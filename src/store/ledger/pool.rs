@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Rotation;
+use super::{Rotation, RotationRules};
 use crate::store::TokenRef;
 
 #[derive(Clone)]
@@ -72,11 +72,14 @@ impl PoolLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
-        grace: i64,
+        rules: RotationRules,
     ) -> Result<Rotation, DbErr> {
         let Some(user) = self.user_unless_revoked(old.user, old.sid, old.jti).await? else {
-            return self.why_not(old, now, grace).await;
+            return self.why_not(old, now, rules.grace).await;
         };
+        if rules.refuses(&user) {
+            return Ok(Rotation::Unverified);
+        }
         let txn = self.db.begin().await?;
         let marked = revocation::Entity::insert(revocation::ActiveModel {
             id: Set(old.jti),
@@ -90,7 +93,9 @@ impl PoolLedger {
             txn.rollback().await?;
             return match err.sql_err() {
                 // A concurrent rotation of this token committed first.
-                Some(SqlErr::UniqueConstraintViolation(_)) => self.why_not(old, now, grace).await,
+                Some(SqlErr::UniqueConstraintViolation(_)) => {
+                    self.why_not(old, now, rules.grace).await
+                }
                 _ => Err(err),
             };
         }

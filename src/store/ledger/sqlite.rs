@@ -31,8 +31,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Rotation;
 use super::pool::PoolLedger;
+use super::{Rotation, RotationRules};
 use crate::store::TokenRef;
 
 /// Reader connections kept for reuse; more are opened when threads read at once.
@@ -172,17 +172,17 @@ impl InPlaceLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
-        grace: i64,
+        rules: RotationRules,
     ) -> Result<Rotation, DbErr> {
-        let mut attempt = self.rotate_in_place(old, now, new_expires_at, grace)?;
+        let mut attempt = self.rotate_in_place(old, now, new_expires_at, rules)?;
         if matches!(attempt, InPlace::Busy) && self.checkpoint_finished(CHECKPOINT_WAIT).await {
-            attempt = self.rotate_in_place(old, now, new_expires_at, grace)?;
+            attempt = self.rotate_in_place(old, now, new_expires_at, rules)?;
         }
         match attempt {
             InPlace::Done(rotation) => Ok(rotation),
             InPlace::Busy => {
                 tracing::debug!("SQLite busy in place; rotating through the pool");
-                self.pool.rotate(old, now, new_expires_at, grace).await
+                self.pool.rotate(old, now, new_expires_at, rules).await
             }
         }
     }
@@ -192,7 +192,7 @@ impl InPlaceLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         new_expires_at: i64,
-        grace: i64,
+        rules: RotationRules,
     ) -> Result<InPlace, DbErr> {
         // Held by a checkpoint (or a rotation on another thread): don't wait.
         let mut slot = match self.writer.try_lock() {
@@ -203,7 +203,7 @@ impl InPlaceLedger {
         let mut conn = self
             .writer_from(&mut slot)
             .map_err(|err| failed("cannot open the writer", &err))?;
-        let result = rotate_in(&mut conn, old, now, new_expires_at, grace);
+        let result = rotate_in(&mut conn, old, now, new_expires_at, rules);
         // Keep the connection unless it failed in an unexpected way.
         if result.as_ref().map_or_else(is_busy, |_| true) {
             *slot = Some(conn);
@@ -365,7 +365,7 @@ fn rotate_in(
     old: &TokenRef,
     now: DateTime<Utc>,
     new_expires_at: i64,
-    grace: i64,
+    rules: RotationRules,
 ) -> rusqlite::Result<(Rotation, bool)> {
     // BEGIN IMMEDIATE takes the write lock first, or answers busy at once.
     // Dropping `txn` without a commit rolls back.
@@ -385,7 +385,7 @@ fn rotate_in(
         }
         match revoked_at(old.jti) {
             None => return Ok((Rotation::UnknownUser, false)),
-            Some(rotated) if now.timestamp() - rotated < grace => {
+            Some(rotated) if now.timestamp() - rotated < rules.grace => {
                 return Ok((Rotation::Superseded, false));
             }
             Some(_) => {}
@@ -396,6 +396,9 @@ fn rotate_in(
         txn.commit()?;
         return Ok((Rotation::Reused, true));
     };
+    if rules.refuses(&user) {
+        return Ok((Rotation::Unverified, false));
+    }
     let kind = revocation::Kind::Token.to_value();
     txn.prepare_cached(MARK_USED)?
         .execute((old.jti, kind, now.timestamp(), old.exp))?;

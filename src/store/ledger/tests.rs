@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Rotation;
+use super::{Rotation, RotationRules};
 use crate::domain::{Email, Username};
 use crate::store::{NewSession, NewUser, Store, TokenRef};
 
@@ -147,6 +147,13 @@ fn token(user: Uuid, sid: Uuid) -> TokenRef {
     }
 }
 
+fn grace(seconds: i64) -> RotationRules {
+    RotationRules {
+        grace: seconds,
+        ..RotationRules::default()
+    }
+}
+
 async fn session_row(store: &Store, sid: Uuid) -> Option<session::Model> {
     session::Entity::find_by_id(sid)
         .one(store.connection())
@@ -187,7 +194,7 @@ on_every_backend! {
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
         let exp = now.timestamp() + 3_600;
-        let Rotation::Rotated(profile) = store.rotate(&old, now, exp, 0).await.unwrap() else {
+        let Rotation::Rotated(profile) = store.rotate(&old, now, exp,RotationRules::default()).await.unwrap() else {
             panic!("rotated");
         };
         assert_eq!(profile, user::Profile::from(alice.clone()));
@@ -204,13 +211,31 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now();
-        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Rotated(_)));
-        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, now, 0, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&newer, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), newer.jti).await.unwrap(), "nothing written");
         assert!(store.user_unless_revoked(alice.id, sid, newer.jti).await.unwrap().is_none());
+    }
+}
+
+on_every_backend! {
+    /// Verified-only rules refuse an unverified user's live token without
+    /// writing anything; the same token rotates once the address is verified.
+    async fn an_unverified_users_token_waits_for_verification(store) {
+        let (alice, sid) = user(store, "alice").await;
+        assert!(!alice.email_verified);
+        let old = token(alice.id, sid);
+        let now = Utc::now().trunc_subsecs(3);
+        let rules = RotationRules { grace: 0, verified_only: true };
+        let before = session_row(store, sid).await.unwrap();
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules).await.unwrap(), Rotation::Unverified));
+        assert_eq!(revocations(store).await, 0, "nothing written");
+        assert_eq!(session_row(store, sid).await.unwrap(), before, "the session did not move");
+        store.verify_email(alice.id).await.unwrap();
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules).await.unwrap(), Rotation::Rotated(_)));
     }
 }
 
@@ -221,14 +246,14 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
-        assert!(matches!(store.rotate(&old, now, 0, 10).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,grace(10)).await.unwrap(), Rotation::Rotated(_)));
         let soon = now + chrono::Duration::seconds(9);
-        assert!(matches!(store.rotate(&old, soon, 0, 10).await.unwrap(), Rotation::Superseded));
+        assert!(matches!(store.rotate(&old, soon, 0,grace(10)).await.unwrap(), Rotation::Superseded));
         assert!(!store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session goes on");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, soon, 0, 10).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&newer, soon, 0,grace(10)).await.unwrap(), Rotation::Rotated(_)));
         let later = soon + chrono::Duration::seconds(10);
-        assert!(matches!(store.rotate(&newer, later, 0, 10).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&newer, later, 0,grace(10)).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
     }
 }
@@ -242,7 +267,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, 10).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,grace(10)).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -265,13 +290,13 @@ on_every_backend! {
         let now = Utc::now();
         store.end_session(sid, 0, now.timestamp()).await.unwrap();
         let old = token(alice.id, sid);
-        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
         assert_eq!(revocations(store).await, 1, "nothing written");
 
         let (bob, gone) = user(store, "bob").await;
         session::Entity::delete_by_id(gone).exec(store.connection()).await.unwrap();
         let old = token(bob.id, gone);
-        assert!(matches!(store.rotate(&old, now, 0, 0).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap(), "rolled back");
     }
 }
@@ -281,7 +306,7 @@ on_every_backend! {
     async fn an_unknown_user_is_told_apart(store) {
         let old = token(Uuid::new_v4(), Uuid::new_v4());
         assert!(matches!(
-            store.rotate(&old, Utc::now(), 0, 0).await.unwrap(),
+            store.rotate(&old, Utc::now(), 0,RotationRules::default()).await.unwrap(),
             Rotation::UnknownUser
         ));
         assert_eq!(revocations(store).await, 0);
@@ -298,7 +323,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, 0).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,RotationRules::default()).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -306,7 +331,9 @@ on_every_backend! {
             match rotation.await.unwrap() {
                 Rotation::Rotated(_) => rotated += 1,
                 Rotation::Reused | Rotation::Revoked => {}
-                Rotation::UnknownUser | Rotation::Superseded => panic!("the user is there, no grace"),
+                Rotation::UnknownUser | Rotation::Superseded | Rotation::Unverified => {
+                    panic!("the user is there, no grace, no rules")
+                }
             }
         }
         assert_eq!(rotated, 1);
@@ -321,7 +348,7 @@ on_every_backend! {
         let (bob, bob_sid) = user(store, "bob").await;
         store.set_role(bob.id, user::Role::Admin).await.unwrap();
         let used = token(alice.id, sid);
-        assert!(matches!(store.rotate(&used, Utc::now(), 0, 0).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&used, Utc::now(), 0,RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
         store.end_session(bob_sid, 0, 0).await.unwrap();
         let live = Uuid::new_v4();
         let cases = [
@@ -439,11 +466,17 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     let now = Utc::now().trunc_subsecs(3);
     let exp = now.timestamp() + 3_600;
     assert!(matches!(
-        in_place.rotate(&here, now, exp, 0).await.unwrap(),
+        in_place
+            .rotate(&here, now, exp, RotationRules::default())
+            .await
+            .unwrap(),
         Rotation::Rotated(_)
     ));
     assert!(matches!(
-        pooled.rotate(&there, now, exp, 0).await.unwrap(),
+        pooled
+            .rotate(&there, now, exp, RotationRules::default())
+            .await
+            .unwrap(),
         Rotation::Rotated(_)
     ));
     let session = "SELECT last_used_at, expires_at, created_at FROM sessions WHERE id = ?";
@@ -463,11 +496,17 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     );
     // Reuse ends the session with the same row on either path.
     assert!(matches!(
-        in_place.rotate(&here, now, exp, 0).await.unwrap(),
+        in_place
+            .rotate(&here, now, exp, RotationRules::default())
+            .await
+            .unwrap(),
         Rotation::Reused
     ));
     assert!(matches!(
-        pooled.rotate(&there, now, exp, 0).await.unwrap(),
+        pooled
+            .rotate(&there, now, exp, RotationRules::default())
+            .await
+            .unwrap(),
         Rotation::Reused
     ));
     assert_eq!(
@@ -489,7 +528,11 @@ async fn a_rotation_meeting_another_writer_goes_through_the_pool_and_waits() {
         .unwrap();
     let rotation = tokio::spawn({
         let store = store.clone();
-        async move { store.rotate(&old, Utc::now(), 0, 0).await }
+        async move {
+            store
+                .rotate(&old, Utc::now(), 0, RotationRules::default())
+                .await
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(
@@ -513,7 +556,12 @@ async fn rotations_in_place_keep_the_wal_from_growing() {
     let mut largest = 0;
     for _ in 0..4_000 {
         let rotated = store
-            .rotate(&token(alice.id, sid), Utc::now(), 0, 0)
+            .rotate(
+                &token(alice.id, sid),
+                Utc::now(),
+                0,
+                RotationRules::default(),
+            )
             .await
             .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)));
@@ -552,7 +600,11 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
     let rotation = tokio::spawn({
         let store = store.clone();
         let old = token(alice.id, sid);
-        async move { store.rotate(&old, Utc::now(), 0, 0).await }
+        async move {
+            store
+                .rotate(&old, Utc::now(), 0, RotationRules::default())
+                .await
+        }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!rotation.is_finished(), "it waits");
