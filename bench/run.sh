@@ -145,6 +145,13 @@ PY
 echo "== load scenarios (${DURATION}s each after ${WARMUP}s warm-up, $CONNS connections, server on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU)"
 run floor "$CONNS" graphql.lua BODY='{"query":"{ __typename }"}'
 run me "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$ACCESS"
+# me with an API key instead of an access token.
+if wanted me_api_key; then
+  API_KEY=$(curl -sf "$URL" -H 'Content-Type: application/json' -H "Authorization: Bearer $ACCESS" \
+    -d '{"query":"mutation { createApiKey(name: \"bench\", password: \"correct horse battery\") { key } }"}' \
+    | field '["data"]["createApiKey"]["key"]')
+  run me_api_key "$CONNS" graphql.lua BODY='{"query":"{ me { id username role } }"}' AUTH="$API_KEY" SCHEME=Token
+fi
 run verifyToken "$CONNS" graphql.lua BODY="{\"query\":\"{ verifyToken(token: \\\"$ACCESS\\\") { valid } }\"}"
 
 # A fresh refresh token per connection for every wrk run (warm-up and measured
@@ -239,6 +246,8 @@ check("login / raw Argon2 verify rate", rows["login"]["rps"] / argon_rate, 0.9)
 p99 = rows["me_during_login_flood"]["p99"]
 print(f"  {'p99 of me during the login flood (ms)':<44} {p99:>10.2f}  target < 10  {'ok' if p99 < 10 else 'MISS'}")
 check("me with 1M blacklist rows / me", rows["me_1M_blacklist"]["rps"] / rows["me"]["rps"], 0.9)
+if "me_api_key" in rows:
+    print(f"  {'me with an API key / me with a JWT':<44} {rows['me_api_key']['rps'] / rows['me']['rps']:>10.2f}")
 print()
 print("access tokens per algorithm (refresh tokens stay HS256): micro sign/verify, and me/refreshToken vs HS256")
 print(f"  {'HS256':<6} sign {enc*1e6:8.1f} us  verify {dec*1e6:8.1f} us")

@@ -371,6 +371,9 @@ impl App {
     }
 }
 
+/// How long an expired API key's row is kept (seconds).
+const API_KEYS_KEPT: i64 = 30 * 86_400;
+
 /// Prunes the blacklist and lets the rate limiter forget idle clients.
 async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
     let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
@@ -388,6 +391,11 @@ async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
                 }
                 if let Err(err) = state.store.prune_mail(state.clock.now().timestamp()).await {
                     tracing::warn!(error = %chain(&err), "pruning the mail tables failed; will retry");
+                }
+                // An expired key answers `expired` for 30 days, then `invalid`.
+                let keys_cutoff = state.clock.now().timestamp() - API_KEYS_KEPT;
+                if let Err(err) = state.store.prune_api_keys(keys_cutoff).await {
+                    tracing::warn!(error = %chain(&err), "pruning the API keys failed; will retry");
                 }
                 if let Err(err) = state.store.prune_failures(state.clock.now().timestamp()).await {
                     tracing::warn!(error = %chain(&err), "pruning the throttle failed; will retry");

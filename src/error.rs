@@ -23,6 +23,8 @@ pub enum AppError {
     InvalidCredentials,
     Unauthenticated(AuthFailure),
     Forbidden,
+    /// `FORBIDDEN`, saying why (a cap, or what an API key may not do).
+    ForbiddenWith(&'static str),
     /// `EMAIL_VERIFICATION=required` and the caller's address is not verified.
     EmailNotVerified,
     /// A feature that is off in this server's settings (mail without SMTP_URL).
@@ -45,7 +47,7 @@ impl AppError {
             Self::Conflict { .. } => "CONFLICT",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
+            Self::Forbidden | Self::ForbiddenWith(_) => "FORBIDDEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::FeatureDisabled(_) => "FEATURE_DISABLED",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
@@ -123,6 +125,7 @@ impl From<AppError> for async_graphql::Error {
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
+            AppError::ForbiddenWith(why) => async_graphql::Error::new(why),
             AppError::EmailNotVerified => async_graphql::Error::new(
                 "Verify your email address first: follow the link mailed to it",
             ),

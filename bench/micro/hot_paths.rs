@@ -14,6 +14,7 @@ use std::time::Duration;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use authgraph::auth::api_key::NewKey;
 use authgraph::auth::bearer::{Credentials, authenticate};
 use authgraph::auth::jwt::{TokenType, Tokens};
 use authgraph::auth::password::Hasher;
@@ -103,7 +104,7 @@ fn app_state(store: Store) -> AppState {
 
 /// A server-shaped state with one user and a live session: on a SQLite file,
 /// or on the empty PostgreSQL database `AUTHGRAPH_BENCH_DATABASE_URL` names.
-async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
+async fn state(dir: &std::path::Path) -> (Arc<AppState>, String, String) {
     let url = std::env::var("AUTHGRAPH_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
     let db = store::connect(&url, Default::default()).await.unwrap();
@@ -135,15 +136,38 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String) {
         )
         .await
         .unwrap();
-    (Arc::new(state), token)
+    let key = NewKey::generate().unwrap();
+    let created = state
+        .store
+        .create_api_key(
+            entity::api_key::Model {
+                id: Uuid::now_v7(),
+                user_id,
+                name: "bench".into(),
+                prefix: key.prefix,
+                key_hash: key.hash,
+                created_at: now,
+                last_used_at: None,
+                expires_at: now.timestamp() + 86_400,
+                revoked_at: None,
+            },
+            now.timestamp(),
+            20,
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    (Arc::new(state), token, key.key)
 }
 
 fn database(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (state, token) = rt.block_on(state(dir.path()));
+    let (state, token, key) = rt.block_on(state(dir.path()));
+    let now = || chrono::Utc::now().timestamp();
     let pooled = app_state(Store::pooled_only(state.store.connection().clone()));
     let credentials = Credentials::Bearer(token);
+    let key = Credentials::ApiKey(key);
     let mut group = c.benchmark_group("db");
     group.bench_function("round_trip", |b| {
         b.to_async(&rt)
@@ -151,7 +175,14 @@ fn database(c: &mut Criterion) {
     });
     group.bench_function("guard", |b| {
         b.to_async(&rt).iter(|| async {
-            authenticate(&state.tokens, &state.store, &credentials)
+            authenticate(&state.tokens, &state.store, &credentials, now())
+                .await
+                .unwrap()
+        })
+    });
+    group.bench_function("guard_api_key", |b| {
+        b.to_async(&rt).iter(|| async {
+            authenticate(&state.tokens, &state.store, &key, now())
                 .await
                 .unwrap()
         })
@@ -163,7 +194,7 @@ fn database(c: &mut Criterion) {
         });
         group.bench_function("guard_pool", |b| {
             b.to_async(&rt).iter(|| async {
-                authenticate(&pooled.tokens, &pooled.store, &credentials)
+                authenticate(&pooled.tokens, &pooled.store, &credentials, now())
                     .await
                     .unwrap()
             })

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_tables;
 mod m20261201_000001_create_login_failures;
 mod m20261201_000002_create_mail;
+mod m20261202_000001_create_api_keys;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_tables::Migration),
             Box::new(m20261201_000001_create_login_failures::Migration),
             Box::new(m20261201_000002_create_mail::Migration),
+            Box::new(m20261202_000001_create_api_keys::Migration),
         ]
     }
 }

@@ -1,24 +1,32 @@
-//! From the `Authorization` header to a `Requester`: the token decoded, then
-//! the blacklist and the user row read in one round trip.
+//! From the `Authorization` header to a `Requester`: an access token
+//! decoded, then the blacklist and the user row read in one round trip; or
+//! an API key's hash and its user read in one round trip.
 
 use entity::user;
 use sea_orm::DbErr;
+use uuid::Uuid;
 
 use super::AuthFailure;
+use super::api_key;
 use super::jwt::{Claims, TokenType, Tokens};
-use crate::store::Store;
+use crate::store::{LAST_USED_EVERY, Store};
 
 /// What the `Authorization` header said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     Missing,
-    /// Present, but not `Bearer <token>` (or more than one header).
+    /// Present, but neither `Bearer <token>` nor `Token <key>` (or more
+    /// than one header).
     Malformed,
     Bearer(String),
+    /// `Token <key>`, or `Bearer <key>` (`ag_...`): an API key.
+    ApiKey(String),
 }
 
 impl Credentials {
-    /// Parses an `Authorization` header value: `Bearer <token>`, scheme in any case.
+    /// Parses an `Authorization` header value: `Bearer <token>`, or an API
+    /// key as `Token <key>` (Django REST framework's scheme) or
+    /// `Bearer <key>`; schemes in any case. `Token <jwt>` is malformed.
     pub fn from_header(value: Option<&[u8]>) -> Self {
         let Some(value) = value else {
             return Self::Missing;
@@ -26,24 +34,60 @@ impl Credentials {
         let Ok(value) = std::str::from_utf8(value) else {
             return Self::Malformed;
         };
-        match value.trim().split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer")
-                    && !token.trim().is_empty()
-                    && !token.trim().contains(char::is_whitespace) =>
-            {
-                Self::Bearer(token.trim().to_owned())
+        let Some((scheme, token)) = value.trim().split_once(' ') else {
+            return Self::Malformed;
+        };
+        let token = token.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Self::Malformed;
+        }
+        let key = api_key::is_key_scheme(token);
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if key {
+                Self::ApiKey(token.to_owned())
+            } else {
+                Self::Bearer(token.to_owned())
             }
-            _ => Self::Malformed,
+        } else if scheme.eq_ignore_ascii_case("token") && key {
+            Self::ApiKey(token.to_owned())
+        } else {
+            Self::Malformed
         }
     }
+}
+
+/// How the caller proved who they are.
+#[derive(Debug)]
+pub enum Via {
+    /// An access token of a session.
+    Token(Claims),
+    /// An API key (its id).
+    ApiKey(Uuid),
 }
 
 /// The authenticated caller of an operation.
 #[derive(Debug)]
 pub struct Requester {
     pub user: user::Profile,
-    pub claims: Claims,
+    pub via: Via,
+}
+
+impl Requester {
+    /// The session of the access token; `None` with an API key.
+    pub fn sid(&self) -> Option<Uuid> {
+        match &self.via {
+            Via::Token(claims) => Some(claims.sid),
+            Via::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key used; `None` with an access token.
+    pub fn api_key(&self) -> Option<Uuid> {
+        match &self.via {
+            Via::ApiKey(id) => Some(*id),
+            Via::Token(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +105,17 @@ impl From<AuthFailure> for AuthError {
     }
 }
 
+/// The caller `credentials` name, at `now` (Unix seconds).
 pub async fn authenticate(
     tokens: &Tokens,
     store: &Store,
     credentials: &Credentials,
+    now: i64,
 ) -> Result<Requester, AuthError> {
     let token = match credentials {
         Credentials::Missing => return Err(AuthFailure::Missing.into()),
         Credentials::Malformed => return Err(AuthFailure::Invalid.into()),
+        Credentials::ApiKey(key) => return by_api_key(store, key, now).await,
         Credentials::Bearer(token) => token,
     };
     let claims = tokens.decode(token, TokenType::Access)?;
@@ -76,11 +123,55 @@ pub async fn authenticate(
         .user_unless_revoked(claims.sub, claims.sid, claims.jti)
         .await?
     {
-        Some(user) => Ok(Requester { user, claims }),
+        Some(user) => Ok(Requester {
+            user,
+            via: Via::Token(claims),
+        }),
         // Rare path: tell a revoked token from a user that is gone.
         None if store.is_revoked(claims.sid, claims.jti).await? => Err(AuthFailure::Revoked.into()),
         None => Err(AuthFailure::Invalid.into()),
     }
+}
+
+/// Is `key` live at `now`? `Ok` with its holder, or why not.
+pub fn check_key(holder: &crate::store::KeyHolder, now: i64) -> Result<(), AuthFailure> {
+    if holder.revoked_at.is_some() {
+        Err(AuthFailure::Revoked)
+    } else if holder.expires_at <= now {
+        Err(AuthFailure::Expired)
+    } else {
+        Ok(())
+    }
+}
+
+async fn by_api_key(store: &Store, key: &str, now: i64) -> Result<Requester, AuthError> {
+    // Only a key-shaped text is looked up; anything else starting `ag_` is
+    // refused like a made-up key.
+    if !api_key::looks_like_key(key) {
+        return Err(AuthFailure::Invalid.into());
+    }
+    let holder = store
+        .key_holder(&api_key::hash(key))
+        .await?
+        .ok_or(AuthFailure::Invalid)?;
+    check_key(&holder, now)?;
+    if holder
+        .last_used_at
+        .is_none_or(|last| now - last >= LAST_USED_EVERY)
+    {
+        // Off the request's path: the answer does not wait for the write,
+        // and a failed write only loses a timestamp.
+        let (store, id) = (store.clone(), holder.key_id);
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_api_key(id, now).await {
+                tracing::warn!(error = %err, "could not note an API key's use");
+            }
+        });
+    }
+    Ok(Requester {
+        user: holder.user,
+        via: Via::ApiKey(holder.key_id),
+    })
 }
 
 #[cfg(test)]
@@ -108,6 +199,8 @@ mod tests {
             "Bearer a b",
             "abc",
             "Token abc",
+            "Token eyJhbGciOiJIUzI1NiJ9.e30.x",
+            "Basic ag_abcdefgh_x",
         ] {
             assert_eq!(
                 Credentials::from_header(Some(header.as_bytes())),
@@ -119,6 +212,17 @@ mod tests {
             Credentials::from_header(Some(b"Bearer \xff\xfe")),
             Credentials::Malformed
         );
+    }
+
+    #[test]
+    fn keys_come_with_either_scheme() {
+        for header in ["Token ag_x", "token ag_x", "Bearer ag_x", " BEARER  ag_x "] {
+            assert_eq!(
+                Credentials::from_header(Some(header.as_bytes())),
+                Credentials::ApiKey("ag_x".into()),
+                "{header:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tokens, passwords and who is asking. Nothing here knows GraphQL: the
 //! context, guards and error codes are `graphql`'s.
 
+pub mod api_key;
 pub mod bearer;
 pub mod jwt;
 pub mod keys;

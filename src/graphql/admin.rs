@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
-use super::context::{AdminOnly, ContextExt};
+use super::context::{AdminOnly, ContextExt, NoApiKey};
 use super::types::{Role, User};
 use crate::domain::InvalidInput;
 use crate::error::AppError;
@@ -110,7 +110,7 @@ pub struct AdminMutation;
 impl AdminMutation {
     /// Gives a user a role. ADMIN only. Takes effect on the user's next request.
     /// Demoting the last ADMIN is `FORBIDDEN`: the service always keeps one.
-    #[graphql(guard = "AdminOnly")]
+    #[graphql(guard = "AdminOnly.and(NoApiKey)")]
     async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> Result<User, AppError> {
         let unknown = || InvalidInput::new("userId", "is not the id of a user");
         let id = Uuid::parse_str(&user_id).map_err(|_| unknown())?;

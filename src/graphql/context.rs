@@ -107,7 +107,9 @@ impl ContextExt for Context<'_> {
             return outcome.clone().map_err(AppError::from);
         }
         let state = self.state();
-        let outcome = match authenticate(&state.tokens, &state.store, &meta.credentials).await {
+        let now = state.clock.now().timestamp();
+        let outcome = match authenticate(&state.tokens, &state.store, &meta.credentials, now).await
+        {
             Ok(requester) => Ok(Arc::new(requester)),
             Err(AuthError::Refused(reason)) => Err(reason),
             // Not remembered: a database hiccup should not stick to the operation.
@@ -177,7 +179,7 @@ impl ContextExt for Context<'_> {
         let (tokens, meta) = (&self.state().tokens, self.meta());
         let access = match &meta.credentials {
             Credentials::Bearer(token) => tokens.decode(token, TokenType::Access).ok(),
-            Credentials::Missing | Credentials::Malformed => None,
+            Credentials::Missing | Credentials::Malformed | Credentials::ApiKey(_) => None,
         };
         let cookie = meta
             .refresh_cookie
@@ -208,6 +210,23 @@ pub struct SignedIn;
 impl Guard for SignedIn {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
         ctx.signed_in().await.map(|_| ()).map_err(Into::into)
+    }
+}
+
+/// Guard for credential and role management, which an API key may not
+/// touch (`FORBIDDEN`): a leaked key can't lock its owner out or mint more.
+/// Put after the guard that authenticates.
+pub struct NoApiKey;
+
+/// What an API key is told where it may not go.
+pub const NOT_WITH_API_KEY: &str = "An API key can't do this: use the access token of a login";
+
+impl Guard for NoApiKey {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match ctx.signed_in().await?.api_key() {
+            Some(_) => Err(AppError::ForbiddenWith(NOT_WITH_API_KEY).into()),
+            None => Ok(()),
+        }
     }
 }
 

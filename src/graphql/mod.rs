@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod api_keys;
 mod codes;
 mod context;
 mod cookie;
@@ -26,6 +27,7 @@ pub struct Query(
     tokens::TokenQuery,
     sessions::SessionQuery,
     admin::AdminQuery,
+    api_keys::ApiKeyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -35,6 +37,7 @@ pub struct Mutation(
     recovery::RecoveryMutation,
     sessions::SessionMutation,
     admin::AdminMutation,
+    api_keys::ApiKeyMutation,
 );
 
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use entity::session;
 use uuid::Uuid;
 
-use super::context::{Authenticated, ContextExt, SignedIn};
+use super::context::{Authenticated, ContextExt, NOT_WITH_API_KEY, NoApiKey, SignedIn};
 use super::types::DateTime;
 use crate::auth::AuthFailure;
 use crate::domain::{Password, local_part};
@@ -71,7 +71,7 @@ impl SessionQuery {
         Ok(sessions
             .into_iter()
             .map(|model| Session {
-                current: model.id == requester.claims.sid,
+                current: Some(model.id) == requester.sid(),
                 model,
             })
             .collect())
@@ -86,7 +86,7 @@ impl SessionMutation {
     /// Sets a new password. Every other session of the caller ends at once;
     /// this one goes on. `INVALID_CREDENTIALS` when `currentPassword` is wrong,
     /// `BAD_USER_INPUT` (`field: "newPassword"`) when the new one breaks the rule.
-    #[graphql(guard = "Authenticated")]
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn change_password(
         &self,
         ctx: &Context<'_>,
@@ -133,7 +133,9 @@ impl SessionMutation {
                 requester.user.id,
                 &stored,
                 hash,
-                requester.claims.sid,
+                requester
+                    .sid()
+                    .ok_or(AppError::ForbiddenWith(NOT_WITH_API_KEY))?,
                 ctx.state().clock.now().timestamp(),
             )
             .await?
@@ -143,7 +145,7 @@ impl SessionMutation {
     }
 
     /// Ends every session of the caller, this one included. Returns how many ended.
-    #[graphql(guard = "SignedIn")]
+    #[graphql(guard = "SignedIn.and(NoApiKey)")]
     async fn logout_all(&self, ctx: &Context<'_>) -> Result<i32, AppError> {
         let requester = ctx.signed_in().await?;
         let ended = ctx
@@ -159,7 +161,7 @@ impl SessionMutation {
 
     /// Ends one of the caller's live sessions (see `sessions`). Any other id,
     /// another user's, unknown or already ended, is `FORBIDDEN`, all alike.
-    #[graphql(guard = "Authenticated")]
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool, AppError> {
         let requester = ctx.requester().await?;
         let store = &ctx.state().store;
@@ -175,7 +177,7 @@ impl SessionMutation {
         if ctx.is_current_session(sid) {
             ctx.clear_refresh_cookie();
         }
-        if sid == requester.claims.sid {
+        if Some(sid) == requester.sid() {
             ctx.forget_requester().await;
         }
         Ok(true)

@@ -5,8 +5,9 @@ use chrono::{TimeZone, Utc};
 
 use super::context::ContextExt;
 use super::types::{AuthPayload, DateTime, TokenInfo};
-use crate::auth::AuthFailure;
+use crate::auth::bearer::check_key;
 use crate::auth::jwt::{Claims, TokenType};
+use crate::auth::{AuthFailure, api_key};
 use crate::error::AppError;
 use crate::store::{Rotation, RotationRules};
 
@@ -19,6 +20,9 @@ impl TokenQuery {
     /// for a bad token: the answer says why it is not valid.
     async fn verify_token(&self, ctx: &Context<'_>, token: String) -> Result<TokenInfo, AppError> {
         let state = ctx.state();
+        if api_key::is_key_scheme(&token) {
+            return describe_key(ctx, &token).await;
+        }
         let (claims, reason) = match state.tokens.decode_any(&token) {
             Ok(claims) => (claims, None),
             Err(AuthFailure::Expired) => match state.tokens.decode_ignoring_expiry(&token) {
@@ -36,6 +40,28 @@ impl TokenQuery {
         };
         Ok(describe(&claims, reason))
     }
+}
+
+/// `verifyToken` of an API key: `tokenType: "api_key"`.
+async fn describe_key(ctx: &Context<'_>, key: &str) -> Result<TokenInfo, AppError> {
+    if !api_key::looks_like_key(key) {
+        return Ok(invalid());
+    }
+    let state = ctx.state();
+    let Some(holder) = state.store.key_holder(&api_key::hash(key)).await? else {
+        return Ok(invalid());
+    };
+    let reason = check_key(&holder, state.clock.now().timestamp()).err();
+    Ok(TokenInfo {
+        valid: reason.is_none(),
+        reason: reason.map(AuthFailure::as_str),
+        token_type: Some("api_key"),
+        user_id: Some(ID(holder.user.id.to_string())),
+        expires_at: Utc
+            .timestamp_opt(holder.expires_at, 0)
+            .single()
+            .map(DateTime),
+    })
 }
 
 fn invalid() -> TokenInfo {

@@ -3,6 +3,7 @@
 //! (`sessions`), and the token ledger, the blacklist and the hot path over
 //! it (`ledger`).
 
+mod api_keys;
 mod connect;
 mod ledger;
 mod mail;
@@ -10,6 +11,7 @@ mod sessions;
 mod throttle;
 mod users;
 
+pub use api_keys::{KeyHolder, LAST_USED_EVERY};
 pub use connect::{connect, migrate};
 pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;

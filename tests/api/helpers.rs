@@ -412,6 +412,13 @@ impl TestServer {
     }
 
     /// The password hash stored for `username`, read from the database.
+    /// A connection of the test's own to this server's database.
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(self.database_url())
+            .await
+            .expect("open the test database")
+    }
+
     pub async fn stored_password_hash(&self, username: &str) -> String {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let db = sea_orm::Database::connect(self.database_url())

@@ -183,8 +183,8 @@ impl SmtpSink {
 }
 
 pub const PUBLIC: &str = "http://localhost:8000";
-const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
-const RESET: &str =
+pub const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+pub const RESET: &str =
     "mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }";
 pub const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) }";
 const ME_VERIFIED: &str = "{ me { username emailVerified } }";
@@ -200,7 +200,7 @@ pub async fn mail_server(
     TestServer::start_with(backend, &env).await
 }
 
-fn reset_prefix() -> String {
+pub fn reset_prefix() -> String {
     format!("{PUBLIC}/reset-password#token=")
 }
 

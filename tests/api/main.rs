@@ -4,6 +4,7 @@ mod databases;
 mod helpers;
 
 mod admin;
+mod api_keys;
 mod browser;
 mod cli;
 mod fuzz;

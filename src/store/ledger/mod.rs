@@ -64,6 +64,18 @@ impl RotationRules {
     }
 }
 
+/// What the guard's read of an API key found: the key's holder and what
+/// decides whether the key still opens anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub user: user::Profile,
+    pub key_id: Uuid,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
 #[derive(Clone)]
 pub(crate) enum TokenLedger {
     Pool(PoolLedger),
@@ -102,6 +114,16 @@ impl TokenLedger {
         match self {
             Self::Pool(pool) => pool.user_unless_revoked(user_id, sid, jti).await,
             Self::InPlace(in_place) => in_place.user_unless_revoked(user_id, sid, jti).await,
+        }
+    }
+
+    /// The API key whose SHA-256 is `key_hash` and its user, in one round
+    /// trip; `None` for no such key. Revoked and expired keys are found
+    /// too: the caller tells them apart.
+    pub(crate) async fn key_holder(&self, key_hash: &str) -> Result<Option<KeyHolder>, DbErr> {
+        match self {
+            Self::Pool(pool) => pool.key_holder(key_hash).await,
+            Self::InPlace(in_place) => in_place.key_holder(key_hash).await,
         }
     }
 

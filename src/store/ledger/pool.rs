@@ -2,15 +2,15 @@
 //! it can't run in place (an in-memory database, or the file was busy).
 
 use chrono::{DateTime, Utc};
-use entity::{revocation, session, user};
+use entity::{api_key, revocation, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Set, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::{Rotation, RotationRules};
+use super::{KeyHolder, Rotation, RotationRules};
 use crate::store::TokenRef;
 
 #[derive(Clone)]
@@ -34,6 +34,16 @@ impl PoolLedger {
             .await?
             .into_iter()
             .next())
+    }
+
+    /// See [`super::TokenLedger::key_holder`].
+    pub(crate) async fn key_holder(&self, key_hash: &str) -> Result<Option<KeyHolder>, DbErr> {
+        Ok(key_holder(key_hash)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .map(HolderRow::into_holder))
     }
 
     /// `SELECT 1` on the pool: its round trip.
@@ -142,7 +152,7 @@ impl PoolLedger {
             return Ok(Rotation::Revoked);
         }
         match revoked_at(old.jti) {
-            Some(rotated) if now - rotated < grace => Ok(Rotation::Superseded),
+            Some(rotated) if grace > 0 && now - rotated < grace => Ok(Rotation::Superseded),
             Some(_) => {
                 self.end_session(old.sid, old.exp, now).await?;
                 Ok(Rotation::Reused)
@@ -230,6 +240,60 @@ pub(super) fn user_unless_revoked(
     user::Entity::find_by_id(user_id)
         .filter(Expr::exists(revoked).not())
         .into_partial_model::<user::Profile>()
+}
+
+/// A row of [`key_holder`].
+#[derive(Debug, FromQueryResult)]
+struct HolderRow {
+    id: Uuid,
+    username: String,
+    email: String,
+    role: user::Role,
+    created_at: DateTime<Utc>,
+    email_verified: bool,
+    key_id: Uuid,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+impl HolderRow {
+    fn into_holder(self) -> KeyHolder {
+        KeyHolder {
+            user: user::Profile {
+                id: self.id,
+                username: self.username,
+                email: self.email,
+                role: self.role,
+                created_at: self.created_at,
+                email_verified: self.email_verified,
+            },
+            key_id: self.key_id,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
+/// The guard's query for an API key: the key's row and its user's profile
+/// (no password hash), joined.
+fn key_holder(key_hash: &str) -> sea_orm::Selector<sea_orm::SelectModel<HolderRow>> {
+    api_key::Entity::find()
+        .select_only()
+        .column_as(user::Column::Id, "id")
+        .column(user::Column::Username)
+        .column(user::Column::Email)
+        .column(user::Column::Role)
+        .column_as(user::Column::CreatedAt, "created_at")
+        .column(user::Column::EmailVerified)
+        .column_as(api_key::Column::Id, "key_id")
+        .column(api_key::Column::ExpiresAt)
+        .column(api_key::Column::RevokedAt)
+        .column(api_key::Column::LastUsedAt)
+        .inner_join(user::Entity)
+        .filter(api_key::Column::KeyHash.eq(key_hash))
+        .into_model::<HolderRow>()
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::pool::PoolLedger;
-use super::{Rotation, RotationRules};
+use super::{KeyHolder, Rotation, RotationRules};
 use crate::store::TokenRef;
 
 /// Reader connections kept for reuse; more are opened when threads read at once.
@@ -48,6 +48,10 @@ const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 
 const USER_UNLESS_REVOKED: &str = "SELECT id, username, email, role, created_at, email_verified \
      FROM users WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM revocations WHERE id IN (?2, ?3))";
+
+const KEY_HOLDER: &str = "SELECT u.id, u.username, u.email, u.role, u.created_at, u.email_verified, \
+     k.id, k.expires_at, k.revoked_at, k.last_used_at \
+     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1";
 
 const IS_REVOKED: &str = "SELECT EXISTS (SELECT 1 FROM revocations WHERE id IN (?1, ?2))";
 
@@ -139,6 +143,26 @@ impl InPlaceLedger {
         match busy_or(read)? {
             Some(found) => Ok(found),
             None => self.pool.user_unless_revoked(user_id, sid, jti).await,
+        }
+    }
+
+    pub(crate) async fn key_holder(&self, key_hash: &str) -> Result<Option<KeyHolder>, DbErr> {
+        let read = self.read(|conn| {
+            conn.prepare_cached(KEY_HOLDER)?
+                .query_row([key_hash], |row| {
+                    Ok(KeyHolder {
+                        user: profile_from_row(row)?,
+                        key_id: row.get(6)?,
+                        expires_at: row.get(7)?,
+                        revoked_at: row.get(8)?,
+                        last_used_at: row.get(9)?,
+                    })
+                })
+                .optional()
+        });
+        match busy_or(read)? {
+            Some(found) => Ok(found),
+            None => self.pool.key_holder(key_hash).await,
         }
     }
 
@@ -385,7 +409,7 @@ fn rotate_in(
         }
         match revoked_at(old.jti) {
             None => return Ok((Rotation::UnknownUser, false)),
-            Some(rotated) if now.timestamp() - rotated < rules.grace => {
+            Some(rotated) if rules.grace > 0 && now.timestamp() - rotated < rules.grace => {
                 return Ok((Rotation::Superseded, false));
             }
             Some(_) => {}

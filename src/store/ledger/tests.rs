@@ -240,6 +240,21 @@ on_every_backend! {
 }
 
 on_every_backend! {
+    /// Without a grace, a used token is reuse even when the request that
+    /// presents it read the clock before the rotation that won (concurrent
+    /// refreshes, or two servers' clocks a moment apart).
+    async fn without_a_grace_an_earlier_clock_is_still_reuse(store) {
+        let (alice, sid) = user(store, "alice").await;
+        let old = token(alice.id, sid);
+        let now = Utc::now().trunc_subsecs(3);
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
+        let earlier = now - chrono::Duration::seconds(1);
+        assert!(matches!(store.rotate(&old, earlier, 0, RotationRules::default()).await.unwrap(), Rotation::Reused));
+        assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
+    }
+}
+
+on_every_backend! {
     /// Within the grace a used token is superseded and ends nothing; after
     /// it, reuse ends the session as without one.
     async fn a_token_rotated_within_the_grace_ends_nothing(store) {
@@ -619,4 +634,64 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
         commits + 1,
         "it ran in place once the checkpoint let go, not through the pool"
     );
+}
+
+fn api_key(user_id: Uuid, hash: &str) -> entity::api_key::Model {
+    let now = Utc::now().trunc_subsecs(3);
+    entity::api_key::Model {
+        id: Uuid::now_v7(),
+        user_id,
+        name: "script".into(),
+        prefix: "abcd1234".into(),
+        key_hash: hash.into(),
+        created_at: now,
+        last_used_at: None,
+        expires_at: now.timestamp() + 3_600,
+        revoked_at: None,
+    }
+}
+
+on_every_backend! {
+    /// The guard's read of an API key: its holder's profile and the key's
+    /// state, revoked and used ones too; nothing for an unknown hash.
+    async fn a_key_is_read_with_its_holder(store) {
+        let (alice, _) = user(store, "alice").await;
+        let key = api_key(alice.id, &"a".repeat(64));
+        assert!(store.create_api_key(key.clone(), Utc::now().timestamp(), 20).await.unwrap());
+        let found = store.key_holder(&key.key_hash).await.unwrap().expect("the key");
+        assert_eq!(found.user, user::Profile::from(alice.clone()));
+        assert_eq!((found.key_id, found.expires_at), (key.id, key.expires_at));
+        assert_eq!((found.revoked_at, found.last_used_at), (None, None));
+        assert!(store.key_holder(&"b".repeat(64)).await.unwrap().is_none());
+
+        let now = Utc::now().timestamp();
+        assert!(store.touch_api_key(key.id, now).await.unwrap());
+        assert!(!store.touch_api_key(key.id, now + 59).await.unwrap(), "within the minute");
+        assert!(store.touch_api_key(key.id, now + 60).await.unwrap());
+        assert!(store.revoke_api_key(alice.id, key.id, now).await.unwrap());
+        assert!(!store.revoke_api_key(alice.id, key.id, now).await.unwrap(), "once");
+        let found = store.key_holder(&key.key_hash).await.unwrap().expect("still read");
+        assert_eq!((found.revoked_at, found.last_used_at), (Some(now), Some(now + 60)));
+    }
+}
+
+on_every_backend! {
+    /// Concurrent creations never pass the cap.
+    async fn concurrent_creations_keep_to_the_cap(store) {
+        let (alice, _) = user(store, "alice").await;
+        let creations: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, key) = (store.clone(), api_key(alice.id, &format!("{i:064}")));
+                tokio::spawn(async move { store.create_api_key(key, Utc::now().timestamp(), 5).await })
+            })
+            .collect();
+        let mut created = 0;
+        for creation in creations {
+            if creation.await.unwrap().unwrap() {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 5);
+        assert_eq!(store.api_keys_of(alice.id).await.unwrap().len(), 5);
+    }
 }
