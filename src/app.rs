@@ -157,6 +157,11 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         refresh_cookie: settings.refresh_token_cookie.is_on(),
         login_failures_per_hour: settings.login_failures_per_hour,
         verified_only: settings.email_verification == EmailVerification::Required,
+        mfa: crate::auth::mfa::Mfa::new(
+            &data_key,
+            settings.totp_issuer.clone(),
+            i64::try_from(settings.mfa_token_ttl).unwrap_or(i64::MAX),
+        ),
         mailer,
     };
     warn_of_browser_settings(settings);

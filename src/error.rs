@@ -25,6 +25,10 @@ pub enum AppError {
     Forbidden,
     /// `FORBIDDEN`, saying why (a cap, or what an API key may not do).
     ForbiddenWith(&'static str),
+    /// The password was right; the login waits for a second factor.
+    MfaRequired {
+        mfa_token: String,
+    },
     /// `EMAIL_VERIFICATION=required` and the caller's address is not verified.
     EmailNotVerified,
     /// A feature that is off in this server's settings (mail without SMTP_URL).
@@ -49,6 +53,7 @@ impl AppError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden | Self::ForbiddenWith(_) => "FORBIDDEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            Self::MfaRequired { .. } => "MFA_REQUIRED",
             Self::FeatureDisabled(_) => "FEATURE_DISABLED",
             Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -126,6 +131,10 @@ impl From<AppError> for async_graphql::Error {
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
             AppError::ForbiddenWith(why) => async_graphql::Error::new(why),
+            AppError::MfaRequired { mfa_token } => async_graphql::Error::new(
+                "A second factor is needed: call verifyMfa with this mfaToken and a code",
+            )
+            .extend_with(|_, e| e.set("mfaToken", mfa_token)),
             AppError::EmailNotVerified => async_graphql::Error::new(
                 "Verify your email address first: follow the link mailed to it",
             ),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::auth::jwt::Tokens;
+use crate::auth::mfa::Mfa;
 use crate::auth::password::Hasher;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct AppState {
     /// `EMAIL_VERIFICATION=required`: an unverified account's tokens open
     /// only `me`, `requestEmailVerification`, `logout` and `logoutAll`.
     pub verified_only: bool,
+    /// The second factor's keys (subkeys of the data key) and rules.
+    pub mfa: Mfa,
     /// Mail (`SMTP_URL`); `None` when off.
     pub mailer: Option<std::sync::Arc<Mailer>>,
 }

@@ -6,6 +6,7 @@ mod m20261121_000001_create_tables;
 mod m20261201_000001_create_login_failures;
 mod m20261201_000002_create_mail;
 mod m20261202_000001_create_api_keys;
+mod m20261202_000002_create_mfa;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_create_login_failures::Migration),
             Box::new(m20261201_000002_create_mail::Migration),
             Box::new(m20261202_000001_create_api_keys::Migration),
+            Box::new(m20261202_000002_create_mfa::Migration),
         ]
     }
 }

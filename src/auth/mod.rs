@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod bearer;
 pub mod jwt;
 pub mod keys;
+pub mod mfa;
 pub mod password;
 pub mod sealing;
 

@@ -1,13 +1,15 @@
 //! The data key (`DATA_KEY_FILE`) and what it seals: each purpose gets its
 //! own subkey (HKDF-SHA256, the purpose as `info`), and a sealed value is
-//! XChaCha20-Poly1305 under it with a random nonce, base64url. RustCrypto's
-//! `hkdf` and `chacha20poly1305` do the work.
+//! XChaCha20-Poly1305 under it with a random nonce, base64url; a tagged
+//! value is HMAC-SHA256 under it, hex. RustCrypto's `hkdf`,
+//! `chacha20poly1305` and `hmac` do the work.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::secret::Secret;
@@ -24,11 +26,8 @@ pub struct Unsealable;
 impl Sealer {
     /// The sealer of `purpose` (e.g. `b"authgraph outbox token v1"`) under `data_key`.
     pub fn new(data_key: &Secret, purpose: &[u8]) -> Self {
-        let mut subkey = [0u8; 32];
-        // 32 bytes is far below HKDF-SHA256's limit (255 * 32): this can't fail.
-        let _ = Hkdf::<Sha256>::new(None, data_key.expose()).expand(purpose, &mut subkey);
         Self {
-            cipher: XChaCha20Poly1305::new(&subkey.into()),
+            cipher: XChaCha20Poly1305::new(&subkey(data_key, purpose).into()),
         }
     }
 
@@ -50,6 +49,37 @@ impl Sealer {
         self.cipher
             .decrypt(&XNonce::from(nonce), body)
             .map_err(|_| Unsealable)
+    }
+}
+
+/// The data key's subkey for `purpose`.
+fn subkey(data_key: &Secret, purpose: &[u8]) -> [u8; 32] {
+    let mut subkey = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's limit (255 * 32): this can't fail.
+    let _ = Hkdf::<Sha256>::new(None, data_key.expose()).expand(purpose, &mut subkey);
+    subkey
+}
+
+/// MACs values of one purpose: what is kept of a value that must be
+/// recognised, never recovered (recovery codes).
+pub struct Tagger {
+    key: [u8; 32],
+}
+
+impl Tagger {
+    pub fn new(data_key: &Secret, purpose: &[u8]) -> Self {
+        Self {
+            key: subkey(data_key, purpose),
+        }
+    }
+
+    /// HMAC-SHA256 of `value`, hex.
+    pub fn tag(&self, value: &[u8]) -> String {
+        // HMAC takes a key of any length: this can't fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(value);
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 

@@ -6,8 +6,8 @@ use entity::user;
 use uuid::Uuid;
 
 use super::context::{ContextExt, SignedIn};
-use super::recovery;
 use super::types::{AuthPayload, User};
+use super::{mfa, recovery};
 use crate::domain::{Email, Password, Username, local_part};
 use crate::error::AppError;
 use crate::store::{CreateUserError, NewUser};
@@ -122,7 +122,8 @@ impl AccountMutation {
     /// One `INVALID_CREDENTIALS` error, in about the same time, whether or not
     /// the account exists. Under `EMAIL_VERIFICATION=required`, the right
     /// password of an unverified account is `EMAIL_NOT_VERIFIED`, and a new
-    /// verification link is mailed.
+    /// verification link is mailed. With MFA on, the right password is
+    /// `MFA_REQUIRED` with an `mfaToken` for `verifyMfa`.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload, AppError> {
         ctx.rate_limit()?;
         // Counted per identifier whether or not an account has it, before
@@ -171,6 +172,12 @@ impl AccountMutation {
             )
             .await?;
             return Err(AppError::EmailNotVerified);
+        }
+        if state.store.mfa_enabled(user.id).await? {
+            // The password was right; the session waits for verifyMfa.
+            ctx.check_passed(attempt).await?;
+            let mfa_token = mfa::challenge(ctx, user.id).await?;
+            return Err(AppError::MfaRequired { mfa_token });
         }
         let (session, pair) = state
             .tokens

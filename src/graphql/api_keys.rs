@@ -7,6 +7,7 @@ use entity::api_key;
 use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt, NOT_WITH_API_KEY, NoApiKey};
+use super::mfa;
 use super::types::DateTime;
 use crate::auth::AuthFailure;
 use crate::auth::api_key::NewKey;
@@ -125,8 +126,6 @@ impl ApiKeyMutation {
         if !(1..=MAX_DAYS).contains(&expires_in_days) {
             return Err(InvalidInput::new("expiresInDays", "must be between 1 and 365").into());
         }
-        // No second factor exists yet: a code is not asked for.
-        drop(code);
         let attempt = ctx.throttle(&requester.user.username).await?;
         let state = ctx.state();
         let stored = state
@@ -143,6 +142,15 @@ impl ApiKeyMutation {
             return Err(AppError::InvalidCredentials);
         }
         ctx.check_passed(attempt).await?;
+        if state.store.mfa_enabled(requester.user.id).await? {
+            // A missing code counts as a wrong one.
+            let attempt = ctx.throttle(&requester.user.username).await?;
+            let code = code.unwrap_or_default();
+            if !mfa::second_factor(ctx, requester.user.id, &code).await? {
+                return Err(AppError::InvalidCredentials);
+            }
+            ctx.check_passed(attempt).await?;
+        }
         let new = NewKey::generate().map_err(AppError::internal)?;
         let now = state.clock.now();
         let model = api_key::Model {

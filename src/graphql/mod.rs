@@ -7,6 +7,7 @@ mod codes;
 mod context;
 mod cookie;
 mod limits;
+mod mfa;
 mod parse_cache;
 mod recovery;
 mod sessions;
@@ -38,6 +39,7 @@ pub struct Mutation(
     sessions::SessionMutation,
     admin::AdminMutation,
     api_keys::ApiKeyMutation,
+    mfa::MfaMutation,
 );
 
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;

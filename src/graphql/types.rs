@@ -6,6 +6,7 @@ use chrono::Utc;
 use entity::user;
 
 use crate::auth::jwt::TokenPair;
+use crate::error::AppError;
 
 /// What a user may do.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,6 +67,12 @@ impl User {
     /// The address was proven: a verification link (or a reset link) was opened.
     async fn email_verified(&self) -> bool {
         self.0.email_verified
+    }
+
+    /// A second factor (TOTP) is on: logins answer `MFA_REQUIRED`.
+    async fn mfa_enabled(&self, ctx: &async_graphql::Context<'_>) -> Result<bool, AppError> {
+        let state = ctx.data_unchecked::<std::sync::Arc<crate::state::AppState>>();
+        Ok(state.store.mfa_enabled(self.0.id).await?)
     }
 }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::Store;
 use super::api_keys::revoke_keys_in;
 use super::ledger::end_sessions;
+use super::mfa::void_challenges_in;
 use super::sessions::live_sessions_of;
 use super::throttle_key;
 
@@ -222,7 +223,8 @@ impl Store {
     /// A password reset with the token of `token_hash`, in one transaction:
     /// the token used up, the new hash, the address verified (the mail
     /// proved it), every reset token gone, every session ended, every API
-    /// key revoked, the throttle's counts for the username and the email
+    /// key revoked, every pending `mfaToken` void (MFA stays on), the
+    /// throttle's counts for the username and the email
     /// cleared. Returns how many sessions ended; `None`, and nothing changed, when the token is
     /// not good (any more: of concurrent resets with one token, one wins).
     #[tracing::instrument(name = "db.mail.reset_password", level = "debug", skip_all, err)]
@@ -252,6 +254,7 @@ impl Store {
         let sessions: Vec<session::Model> = live_sessions_of(user_id, now).all(&txn).await?;
         end_sessions(&txn, sessions.iter().map(|s| (s.id, s.expires_at)), now).await?;
         revoke_keys_in(&txn, user_id, now).await?;
+        void_challenges_in(&txn, user_id, now).await?;
         login_failure::Entity::delete_many()
             .filter(
                 login_failure::Column::Id

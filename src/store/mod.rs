@@ -7,6 +7,7 @@ mod api_keys;
 mod connect;
 mod ledger;
 mod mail;
+mod mfa;
 mod sessions;
 mod throttle;
 mod users;

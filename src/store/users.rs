@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::Store;
 use super::ledger::end_sessions;
+use super::mfa::void_challenges_in;
 use super::sessions::{NewSession, insert_session, live_sessions_of};
 use crate::domain::{Email, Username};
 
@@ -145,6 +146,7 @@ impl Store {
             .await?;
         end_sessions(&txn, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
         Store::void_reset_tokens(&txn, user_id).await?;
+        void_challenges_in(&txn, user_id, now).await?;
         txn.commit().await?;
         Ok(Some(others.len() as u64))
     }

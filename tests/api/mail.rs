@@ -437,8 +437,12 @@ async fn an_unknown_address_gets_the_same_answer_in_the_same_time_and_no_mail(
         server.signup(&format!("known{i}")).await;
     }
     sink.wait_for(users, Duration::from_secs(30)).await;
+    // Three rounds (24 samples a side, interleaved): a median of a few
+    // is at the mercy of whatever else the machine runs. Each known
+    // address gets 4 mails, within its 5 an hour.
+    let rounds = 3;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for i in 0..users {
+    for i in (0..users).cycle().take(rounds * users) {
         for (email, times) in [
             (format!("known{i}@example.com"), &mut known),
             (format!("ghost{i}@example.com"), &mut unknown),
@@ -454,11 +458,14 @@ async fn an_unknown_address_gets_the_same_answer_in_the_same_time_and_no_mail(
         }
     }
     let (known, unknown) = (median(&mut known), median(&mut unknown));
+    eprintln!("requestPasswordReset medians: known {known:.5}s, unknown {unknown:.5}s");
     assert!(
         (0.33..3.0).contains(&(known / unknown)),
         "known {known:.5}s, unknown {unknown:.5}s"
     );
-    let mails = sink.wait_for(2 * users, Duration::from_secs(30)).await;
+    let mails = sink
+        .wait_for((1 + rounds) * users, Duration::from_secs(30))
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mails = if sink.mails().len() > mails.len() {
         sink.mails()
@@ -467,8 +474,8 @@ async fn an_unknown_address_gets_the_same_answer_in_the_same_time_and_no_mail(
     };
     assert_eq!(
         mails.len(),
-        2 * users,
-        "one verification and one reset per known user"
+        (1 + rounds) * users,
+        "one verification and a reset a round per known user"
     );
     assert!(
         mails.iter().all(|mail| !mail.to[0].starts_with("ghost")),

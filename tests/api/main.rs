@@ -13,6 +13,7 @@ mod http;
 mod keys;
 mod login;
 mod mail;
+mod mfa;
 mod observability;
 mod over_http;
 mod password_policy;

@@ -1,0 +1,327 @@
+//! Multi-factor authentication: TOTP enrollment, recovery codes, turning it
+//! off, and the second step of a login (`verifyMfa`). The codes' rules are
+//! `auth::mfa`'s; each use of a code is one conditional write in the store.
+
+use async_graphql::{Context, Object, SimpleObject};
+use entity::mfa_challenge;
+use uuid::Uuid;
+
+use super::context::{Authenticated, ContextExt, NoApiKey};
+use super::types::AuthPayload;
+use crate::auth::AuthFailure;
+use crate::auth::mfa::{MAX_FAILURES, mfa_token_hash, new_mfa_token};
+use crate::error::AppError;
+
+/// A new authenticator, to scan or type in. MFA is on only once
+/// `confirmTotpEnrollment` gets a first correct code.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// The secret, base32.
+    secret: String,
+    /// `otpauth://totp/{TOTP_ISSUER}:{username}?secret=...&issuer=...`.
+    otpauth_uri: String,
+    /// The URI as a QR code, an SVG document.
+    qr_code_svg: String,
+}
+
+const MFA_ON: &str = "MFA is on already: disable it first";
+const MFA_OFF: &str = "MFA is not on for this account";
+const NOTHING_PENDING: &str = "No enrollment is pending: call startTotpEnrollment first";
+
+/// Does `code` (a TOTP code, or a recovery code) prove the second factor of
+/// `user_id`? A TOTP code counts only for a step later than the last one
+/// accepted, a recovery code once: of concurrent requests with one code,
+/// one gets `true`.
+pub(super) async fn second_factor(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    code: &str,
+) -> Result<bool, AppError> {
+    let state = ctx.state();
+    let Some(totp) = state
+        .store
+        .totp_of(user_id)
+        .await?
+        .filter(|totp| totp.enabled_at.is_some())
+    else {
+        return Ok(false);
+    };
+    let now = state.clock.now().timestamp();
+    let steps = state
+        .mfa
+        .steps_of(&totp.sealed_secret, code, now)
+        .map_err(AppError::internal)?;
+    for step in steps.into_iter().filter(|step| *step > totp.last_step) {
+        if state.store.accept_step(user_id, step).await? {
+            return Ok(true);
+        }
+    }
+    match state.mfa.recovery_mac(code) {
+        Some(mac) => Ok(state.store.use_recovery_code(user_id, &mac, now).await?),
+        None => Ok(false),
+    }
+}
+
+/// Checks the caller's password (counted in both limits, like a login).
+async fn password_again(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    username: &str,
+    password: String,
+) -> Result<(), AppError> {
+    let attempt = ctx.throttle(username).await?;
+    let state = ctx.state();
+    let stored = state
+        .store
+        .password_hash(user_id)
+        .await?
+        .ok_or(AuthFailure::Invalid)?;
+    let verified = state
+        .hasher
+        .verify(password, Some(stored))
+        .await
+        .map_err(AppError::internal)?;
+    if !verified {
+        return Err(AppError::InvalidCredentials);
+    }
+    ctx.check_passed(attempt).await
+}
+
+/// The password and a second factor, both counted like a login's.
+async fn password_and_code(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    username: &str,
+    password: String,
+    code: &str,
+) -> Result<(), AppError> {
+    password_again(ctx, user_id, username, password).await?;
+    let attempt = ctx.throttle(username).await?;
+    if !second_factor(ctx, user_id, code).await? {
+        return Err(AppError::InvalidCredentials);
+    }
+    ctx.check_passed(attempt).await
+}
+
+/// New recovery codes: shown, and their MACs for the store.
+fn new_codes(ctx: &Context<'_>) -> Result<(Vec<String>, Vec<String>), AppError> {
+    let codes = ctx
+        .state()
+        .mfa
+        .recovery_codes()
+        .map_err(AppError::internal)?;
+    Ok(codes.into_iter().unzip())
+}
+
+/// Starts the second step of a login: the `mfaToken` to answer with.
+pub(super) async fn challenge(ctx: &Context<'_>, user_id: Uuid) -> Result<String, AppError> {
+    let state = ctx.state();
+    let (hash, token) = new_mfa_token().map_err(AppError::internal)?;
+    let now = state.clock.now().timestamp();
+    state
+        .store
+        .create_challenge(mfa_challenge::Model {
+            id: Uuid::new_v4(),
+            user_id,
+            token_hash: hash,
+            user_agent: ctx.meta().user_agent.clone(),
+            created_at: now,
+            expires_at: now + state.mfa.token_ttl,
+            failures: 0,
+            ended_at: None,
+        })
+        .await?;
+    Ok(token)
+}
+
+#[derive(Default)]
+pub struct MfaMutation;
+
+#[Object]
+impl MfaMutation {
+    /// Starts setting up an authenticator app: needs the password again.
+    /// Starting over replaces a pending enrollment; with MFA on, `FORBIDDEN`.
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
+    async fn start_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        password: String,
+    ) -> Result<TotpEnrollment, AppError> {
+        ctx.rate_limit()?;
+        let requester = ctx.requester().await?;
+        let user = &requester.user;
+        password_again(ctx, user.id, &user.username, password).await?;
+        let state = ctx.state();
+        if state.store.mfa_enabled(user.id).await? {
+            return Err(AppError::ForbiddenWith(MFA_ON));
+        }
+        let enrollment = state
+            .mfa
+            .enroll(&user.username)
+            .map_err(AppError::internal)?;
+        let now = state.clock.now().timestamp();
+        if !state
+            .store
+            .start_enrollment(user.id, enrollment.sealed, now)
+            .await?
+        {
+            return Err(AppError::ForbiddenWith(MFA_ON));
+        }
+        Ok(TotpEnrollment {
+            secret: enrollment.secret,
+            otpauth_uri: enrollment.uri,
+            qr_code_svg: enrollment.qr_svg,
+        })
+    }
+
+    /// Turns MFA on with a first code from the app. Returns 10 recovery
+    /// codes, shown this once; every other session of the user ends.
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+    ) -> Result<Vec<String>, AppError> {
+        ctx.rate_limit()?;
+        let requester = ctx.requester().await?;
+        let user = &requester.user;
+        let state = ctx.state();
+        let pending = match state.store.totp_of(user.id).await? {
+            Some(totp) if totp.enabled_at.is_some() => return Err(AppError::ForbiddenWith(MFA_ON)),
+            Some(totp) => totp,
+            None => return Err(AppError::ForbiddenWith(NOTHING_PENDING)),
+        };
+        let attempt = ctx.throttle(&user.username).await?;
+        let now = state.clock.now().timestamp();
+        let step = state
+            .mfa
+            .steps_of(&pending.sealed_secret, &code, now)
+            .map_err(AppError::internal)?
+            .into_iter()
+            .find(|step| *step > pending.last_step)
+            .ok_or(AppError::InvalidCredentials)?;
+        let (codes, macs) = new_codes(ctx)?;
+        let ended = state
+            .store
+            .enable_mfa(user.id, step, &macs, requester.sid(), now)
+            .await?
+            .ok_or(AppError::InvalidCredentials)?;
+        ctx.check_passed(attempt).await?;
+        state.metrics.revocations.inc_by(ended);
+        Ok(codes)
+    }
+
+    /// New recovery codes in place of the old (used or not): needs the
+    /// password and a code (TOTP or recovery).
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        password: String,
+        code: String,
+    ) -> Result<Vec<String>, AppError> {
+        ctx.rate_limit()?;
+        let requester = ctx.requester().await?;
+        let user = &requester.user;
+        if !ctx.state().store.mfa_enabled(user.id).await? {
+            return Err(AppError::ForbiddenWith(MFA_OFF));
+        }
+        password_and_code(ctx, user.id, &user.username, password, &code).await?;
+        let (codes, macs) = new_codes(ctx)?;
+        ctx.state()
+            .store
+            .replace_recovery_codes(user.id, &macs)
+            .await?;
+        Ok(codes)
+    }
+
+    /// Turns MFA off: needs the password and a code (TOTP or recovery).
+    /// Every other session of the user ends.
+    #[graphql(guard = "Authenticated.and(NoApiKey)")]
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        password: String,
+        code: String,
+    ) -> Result<bool, AppError> {
+        ctx.rate_limit()?;
+        let requester = ctx.requester().await?;
+        let user = &requester.user;
+        let state = ctx.state();
+        if !state.store.mfa_enabled(user.id).await? {
+            return Err(AppError::ForbiddenWith(MFA_OFF));
+        }
+        password_and_code(ctx, user.id, &user.username, password, &code).await?;
+        let now = state.clock.now().timestamp();
+        let ended = state
+            .store
+            .disable_mfa(user.id, requester.sid(), now)
+            .await?;
+        state.metrics.revocations.inc_by(ended);
+        Ok(true)
+    }
+
+    /// Finishes a login that answered `MFA_REQUIRED`, with a code from the
+    /// app or a recovery code. A wrong code is `INVALID_CREDENTIALS` (the
+    /// fifth ends the `mfaToken`); a used, ended or expired `mfaToken` is
+    /// `UNAUTHENTICATED` (`revoked`, `expired`).
+    async fn verify_mfa(
+        &self,
+        ctx: &Context<'_>,
+        mfa_token: String,
+        code: String,
+    ) -> Result<AuthPayload, AppError> {
+        ctx.rate_limit()?;
+        let state = ctx.state();
+        let now = state.clock.now().timestamp();
+        let challenge = state
+            .store
+            .challenge(&mfa_token_hash(&mfa_token))
+            .await?
+            .ok_or(AuthFailure::Invalid)?;
+        if challenge.ended_at.is_some() || challenge.failures >= MAX_FAILURES {
+            return Err(AuthFailure::Revoked.into());
+        }
+        if challenge.expires_at <= now {
+            return Err(AuthFailure::Expired.into());
+        }
+        let user = state
+            .store
+            .find_user(challenge.user_id)
+            .await?
+            .ok_or(AuthFailure::Invalid)?;
+        let attempt = ctx.throttle(&user.username).await?;
+        if !second_factor(ctx, user.id, &code).await? {
+            state
+                .store
+                .challenge_failed(challenge.id, MAX_FAILURES, now)
+                .await?;
+            state.metrics.logins.with_label_values(&["failed"]).inc();
+            return Err(AppError::InvalidCredentials);
+        }
+        if !state.store.end_challenge(challenge.id, now).await? {
+            return Err(AuthFailure::Revoked.into());
+        }
+        ctx.check_passed(attempt).await?;
+        let (session, pair) = state
+            .tokens
+            .new_session(
+                user.id,
+                user.role,
+                challenge.user_agent.clone(),
+                state.clock.now(),
+            )
+            .map_err(AppError::internal)?;
+        // A password change since the login voided its mfaToken; this
+        // checks the hash once more, as a login does.
+        if !state
+            .store
+            .start_session(user.id, &user.password_hash, session)
+            .await?
+        {
+            return Err(AuthFailure::Revoked.into());
+        }
+        state.metrics.logins.with_label_values(&["ok"]).inc();
+        Ok(ctx.hand_out(pair, user.into()))
+    }
+}

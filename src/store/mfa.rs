@@ -1,0 +1,292 @@
+//! The second factor's rows: TOTP credentials (pending, then enabled),
+//! recovery codes (MACs), and the `mfaToken`s of logins waiting for a code.
+//! Every use of a code is one conditional write, so a code counts once
+//! however many requests present it at once.
+
+use entity::{mfa_challenge, recovery_code, session, totp_credential};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::Store;
+use super::ledger::end_sessions;
+use super::sessions::live_sessions_of;
+
+/// Ends every pending `mfaToken` of `user_id` (its password changed).
+pub(super) async fn void_challenges_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: i64,
+) -> Result<(), DbErr> {
+    mfa_challenge::Entity::update_many()
+        .col_expr(mfa_challenge::Column::EndedAt, Expr::value(now))
+        .filter(mfa_challenge::Column::UserId.eq(user_id))
+        .filter(mfa_challenge::Column::EndedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn replace_codes_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    macs: &[String],
+) -> Result<(), DbErr> {
+    recovery_code::Entity::delete_many()
+        .filter(recovery_code::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    let rows = macs.iter().map(|mac| recovery_code::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        code_mac: Set(mac.clone()),
+        used_at: Set(None),
+    });
+    recovery_code::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends the live sessions of `user_id` but `keep`; returns how many.
+async fn end_others_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: i64,
+) -> Result<u64, DbErr> {
+    let mut others = live_sessions_of(user_id, now);
+    if let Some(keep) = keep {
+        others = others.filter(session::Column::Id.ne(keep));
+    }
+    let others = others.all(db).await?;
+    end_sessions(db, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
+    Ok(others.len() as u64)
+}
+
+impl Store {
+    /// The user's TOTP credential, pending or enabled.
+    #[tracing::instrument(name = "db.mfa.totp", level = "debug", skip_all, err)]
+    pub async fn totp_of(&self, user_id: Uuid) -> Result<Option<totp_credential::Model>, DbErr> {
+        totp_credential::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await
+    }
+
+    /// Is MFA on for the user?
+    pub async fn mfa_enabled(&self, user_id: Uuid) -> Result<bool, DbErr> {
+        Ok(self
+            .totp_of(user_id)
+            .await?
+            .is_some_and(|totp| totp.enabled_at.is_some()))
+    }
+
+    /// Starts (or starts over) an enrollment with the sealed secret;
+    /// `false`, and nothing changed, when MFA is on already.
+    #[tracing::instrument(name = "db.mfa.start_enrollment", level = "debug", skip_all, err)]
+    pub async fn start_enrollment(
+        &self,
+        user_id: Uuid,
+        sealed_secret: String,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        // A pending enrollment is started over.
+        totp_credential::Entity::delete_many()
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .filter(totp_credential::Column::EnabledAt.is_null())
+            .exec(&txn)
+            .await?;
+        let inserted = totp_credential::Entity::insert(totp_credential::ActiveModel {
+            user_id: Set(user_id),
+            sealed_secret: Set(sealed_secret),
+            created_at: Set(now),
+            enabled_at: Set(None),
+            last_step: Set(0),
+        })
+        .exec_without_returning(&txn)
+        .await;
+        match inserted {
+            Ok(_) => {
+                txn.commit().await?;
+                Ok(true)
+            }
+            // An enabled credential holds the row.
+            Err(err)
+                if matches!(
+                    err.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                txn.rollback().await?;
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Enables the pending credential with its first code's `step`: the
+    /// recovery codes stored, every session but `keep` ended. `None`, and
+    /// nothing changed, when there is no pending credential or the step is
+    /// not later than the last accepted.
+    #[tracing::instrument(name = "db.mfa.enable", level = "debug", skip_all, err)]
+    pub async fn enable_mfa(
+        &self,
+        user_id: Uuid,
+        step: i64,
+        macs: &[String],
+        keep: Option<Uuid>,
+        now: i64,
+    ) -> Result<Option<u64>, DbErr> {
+        let txn = self.db.begin().await?;
+        let enabled = totp_credential::Entity::update_many()
+            .col_expr(totp_credential::Column::EnabledAt, Expr::value(now))
+            .col_expr(totp_credential::Column::LastStep, Expr::value(step))
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .filter(totp_credential::Column::EnabledAt.is_null())
+            .filter(totp_credential::Column::LastStep.lt(step))
+            .exec(&txn)
+            .await?;
+        if enabled.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        replace_codes_in(&txn, user_id, macs).await?;
+        let ended = end_others_in(&txn, user_id, keep, now).await?;
+        txn.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Records `step` as the newest accepted code of the user's enabled
+    /// credential, if it is later than the last: `true` for the one request
+    /// that wins.
+    #[tracing::instrument(name = "db.mfa.accept_step", level = "debug", skip_all, err)]
+    pub async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, DbErr> {
+        let accepted = totp_credential::Entity::update_many()
+            .col_expr(totp_credential::Column::LastStep, Expr::value(step))
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .filter(totp_credential::Column::EnabledAt.is_not_null())
+            .filter(totp_credential::Column::LastStep.lt(step))
+            .exec(&self.db)
+            .await?;
+        Ok(accepted.rows_affected == 1)
+    }
+
+    /// Uses the recovery code with this MAC: `true` once.
+    #[tracing::instrument(name = "db.mfa.use_recovery_code", level = "debug", skip_all, err)]
+    pub async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        mac: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let used = recovery_code::Entity::update_many()
+            .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .filter(recovery_code::Column::CodeMac.eq(mac))
+            .filter(recovery_code::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(used.rows_affected == 1)
+    }
+
+    /// Replaces the user's recovery codes.
+    #[tracing::instrument(name = "db.mfa.replace_codes", level = "debug", skip_all, err)]
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        macs: &[String],
+    ) -> Result<(), DbErr> {
+        let txn = self.db.begin().await?;
+        replace_codes_in(&txn, user_id, macs).await?;
+        txn.commit().await
+    }
+
+    /// Turns MFA off: the credential and the codes gone, pending
+    /// `mfaToken`s void, every session but `keep` ended. Returns how many.
+    #[tracing::instrument(name = "db.mfa.disable", level = "debug", skip_all, err)]
+    pub async fn disable_mfa(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: i64,
+    ) -> Result<u64, DbErr> {
+        let txn = self.db.begin().await?;
+        totp_credential::Entity::delete_many()
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        void_challenges_in(&txn, user_id, now).await?;
+        let ended = end_others_in(&txn, user_id, keep, now).await?;
+        txn.commit().await?;
+        Ok(ended)
+    }
+
+    /// Stores a login's pending second step.
+    #[tracing::instrument(name = "db.mfa.create_challenge", level = "debug", skip_all, err)]
+    pub async fn create_challenge(&self, challenge: mfa_challenge::Model) -> Result<(), DbErr> {
+        mfa_challenge::Entity::insert(mfa_challenge::ActiveModel::from(challenge))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The pending second step whose `mfaToken` hashes to `token_hash`.
+    #[tracing::instrument(name = "db.mfa.challenge", level = "debug", skip_all, err)]
+    pub async fn challenge(&self, token_hash: &str) -> Result<Option<mfa_challenge::Model>, DbErr> {
+        mfa_challenge::Entity::find()
+            .filter(mfa_challenge::Column::TokenHash.eq(token_hash))
+            .one(&self.db)
+            .await
+    }
+
+    /// Counts a wrong code against challenge `id`; the `max`-th ends it.
+    #[tracing::instrument(name = "db.mfa.challenge_failed", level = "debug", skip_all, err)]
+    pub async fn challenge_failed(&self, id: Uuid, max: i32, now: i64) -> Result<(), DbErr> {
+        let failures = Expr::col(mfa_challenge::Column::Failures);
+        mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::Failures, failures.clone().add(1))
+            .col_expr(
+                mfa_challenge::Column::EndedAt,
+                Expr::case(failures.add(1).gte(max), Expr::value(now))
+                    .finally(Expr::col(mfa_challenge::Column::EndedAt))
+                    .into(),
+            )
+            .filter(mfa_challenge::Column::Id.eq(id))
+            .filter(mfa_challenge::Column::EndedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses challenge `id` up: `true` for the one request that does, while
+    /// it is live at `now`.
+    #[tracing::instrument(name = "db.mfa.end_challenge", level = "debug", skip_all, err)]
+    pub async fn end_challenge(&self, id: Uuid, now: i64) -> Result<bool, DbErr> {
+        let ended = mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::EndedAt, Expr::value(now))
+            .filter(mfa_challenge::Column::Id.eq(id))
+            .filter(mfa_challenge::Column::EndedAt.is_null())
+            .filter(mfa_challenge::Column::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(ended.rows_affected == 1)
+    }
+
+    /// Deletes challenges that expired before `cutoff`.
+    #[tracing::instrument(name = "db.mfa.prune", level = "debug", skip_all, err)]
+    pub async fn prune_challenges(&self, cutoff: i64) -> Result<u64, DbErr> {
+        let deleted = mfa_challenge::Entity::delete_many()
+            .filter(mfa_challenge::Column::ExpiresAt.lt(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+}
