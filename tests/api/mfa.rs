@@ -548,3 +548,59 @@ async fn a_dump_of_the_database_holds_no_totp_secret(#[case] backend: Backend) {
         assert!(!text.contains(code.as_str()) && !text.contains(&code.replace('-', "")));
     }
 }
+
+#[apply(backends)]
+async fn a_password_reset_keeps_mfa_on_and_voids_pending_mfa_tokens(#[case] backend: Backend) {
+    use crate::mail::{REQUEST_RESET, RESET, SmtpSink, mail_server, reset_prefix};
+    let Some(sink) = SmtpSink::start(None) else {
+        return;
+    };
+    let Some(server) = mail_server(backend, &sink, &[]).await else {
+        return;
+    };
+    let enrolled = enroll(&server, "resetter").await;
+    let pending = mfa_token(&server, "resetter", PASSWORD).await;
+    let body = server
+        .gql(None, REQUEST_RESET, json!({ "e": "resetter@example.com" }))
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true);
+    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
+    let reset = mails
+        .iter()
+        .find(|m| m.headers["Subject"] == "Reset your password")
+        .expect("the reset mail");
+    let body = server
+        .gql(
+            None,
+            RESET,
+            json!({ "t": reset.token(&reset_prefix()), "p": "a brand new passphrase" }),
+        )
+        .await;
+    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+    let body = verify_mfa(&server, &pending, &enrolled.recovery[0]).await;
+    assert_eq!(reason(&body), "revoked", "{body}");
+    // MFA stays on: the new password alone does not sign in.
+    let token = mfa_token(&server, "resetter", "a brand new passphrase").await;
+    Session::from_payload(
+        &verify_mfa(&server, &token, &enrolled.recovery[0]).await,
+        "verifyMfa",
+    );
+}
+
+#[apply(backends)]
+async fn verify_mfa_counts_against_the_ip_limit(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "6")]).await
+    else {
+        return;
+    };
+    // signup, startTotpEnrollment, confirmTotpEnrollment and login: four.
+    let enrolled = enroll(&server, "limited").await;
+    let token = mfa_token(&server, "limited", PASSWORD).await;
+    let body = verify_mfa(&server, &token, "000000").await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "the fifth: {body}");
+    let body = verify_mfa(&server, &token, "000001").await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "the sixth: {body}");
+    let body = verify_mfa(&server, &token, &enrolled.recovery[0]).await;
+    assert_eq!(code(&body), "TOO_MANY_REQUESTS", "the seventh: {body}");
+}
