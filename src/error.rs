@@ -21,6 +21,8 @@ pub enum AppError {
         field: &'static str,
     },
     InvalidCredentials,
+    /// `INVALID_CREDENTIALS` for a wrong (or used) second-factor code.
+    InvalidCode,
     Unauthenticated(AuthFailure),
     Forbidden,
     /// `FORBIDDEN`, saying why (a cap, or what an API key may not do).
@@ -49,7 +51,7 @@ impl AppError {
         match self {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
-            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidCredentials | Self::InvalidCode => "INVALID_CREDENTIALS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::Forbidden | Self::ForbiddenWith(_) => "FORBIDDEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
@@ -126,6 +128,9 @@ impl From<AppError> for async_graphql::Error {
             }
             AppError::InvalidCredentials => {
                 async_graphql::Error::new("Invalid username, email or password")
+            }
+            AppError::InvalidCode => {
+                async_graphql::Error::new("The code is not valid, or was used already")
             }
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),

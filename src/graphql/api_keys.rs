@@ -147,7 +147,7 @@ impl ApiKeyMutation {
             let attempt = ctx.throttle(&requester.user.username).await?;
             let code = code.unwrap_or_default();
             if !mfa::second_factor(ctx, requester.user.id, &code).await? {
-                return Err(AppError::InvalidCredentials);
+                return Err(AppError::InvalidCode);
             }
             ctx.check_passed(attempt).await?;
         }

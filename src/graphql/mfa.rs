@@ -98,7 +98,7 @@ async fn password_and_code(
     password_again(ctx, user_id, username, password).await?;
     let attempt = ctx.throttle(username).await?;
     if !second_factor(ctx, user_id, code).await? {
-        return Err(AppError::InvalidCredentials);
+        return Err(AppError::InvalidCode);
     }
     ctx.check_passed(attempt).await
 }
@@ -199,13 +199,13 @@ impl MfaMutation {
             .map_err(AppError::internal)?
             .into_iter()
             .find(|step| *step > pending.last_step)
-            .ok_or(AppError::InvalidCredentials)?;
+            .ok_or(AppError::InvalidCode)?;
         let (codes, macs) = new_codes(ctx)?;
         let ended = state
             .store
             .enable_mfa(user.id, step, &macs, requester.sid(), now)
             .await?
-            .ok_or(AppError::InvalidCredentials)?;
+            .ok_or(AppError::InvalidCode)?;
         ctx.check_passed(attempt).await?;
         state.metrics.revocations.inc_by(ended);
         Ok(codes)
@@ -297,7 +297,7 @@ impl MfaMutation {
                 .challenge_failed(challenge.id, MAX_FAILURES, now)
                 .await?;
             state.metrics.logins.with_label_values(&["failed"]).inc();
-            return Err(AppError::InvalidCredentials);
+            return Err(AppError::InvalidCode);
         }
         if !state.store.end_challenge(challenge.id, now).await? {
             return Err(AuthFailure::Revoked.into());

@@ -210,6 +210,11 @@ async fn enrollment_then_logins_with_totp_and_recovery_codes(#[case] backend: Ba
     assert_eq!(token.split('.').count(), 1, "opaque, not a JWT: {token}");
     let body = verify_mfa(&server, &token, "123456").await;
     assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("code") && !message.contains("password"),
+        "{message}"
+    );
     let current = code_at(&secret, now());
     let body = verify_mfa(&server, &token, &current).await;
     let signed_in = Session::from_payload(&body, "verifyMfa");
