@@ -179,26 +179,10 @@ impl AccountMutation {
             let mfa_token = mfa::challenge(ctx, user.id).await?;
             return Err(AppError::MfaRequired { mfa_token });
         }
-        let (session, pair) = state
-            .tokens
-            .new_session(
-                user.id,
-                user.role,
-                ctx.meta().user_agent.clone(),
-                state.clock.now(),
-            )
-            .map_err(AppError::internal)?;
-        // The password may have changed since it was read: then this one is
-        // no longer the user's, and no session starts.
-        if !state
-            .store
-            .start_session(user.id, &user.password_hash, session)
-            .await?
-        {
+        let Some(payload) = ctx.sign_in(user, ctx.meta().user_agent.clone()).await? else {
             return failed();
-        }
+        };
         ctx.check_passed(attempt).await?;
-        state.metrics.logins.with_label_values(&["ok"]).inc();
-        Ok(ctx.hand_out(pair, user.into()))
+        Ok(payload)
     }
 }

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::context::{Authenticated, ContextExt, NOT_WITH_API_KEY, NoApiKey};
 use super::mfa;
 use super::types::DateTime;
-use crate::auth::AuthFailure;
 use crate::auth::api_key::NewKey;
 use crate::domain::InvalidInput;
 use crate::error::AppError;
@@ -126,30 +125,13 @@ impl ApiKeyMutation {
         if !(1..=MAX_DAYS).contains(&expires_in_days) {
             return Err(InvalidInput::new("expiresInDays", "must be between 1 and 365").into());
         }
-        let attempt = ctx.throttle(&requester.user.username).await?;
+        let user = &requester.user;
+        mfa::password_again(ctx, user.id, &user.username, password).await?;
         let state = ctx.state();
-        let stored = state
-            .store
-            .password_hash(requester.user.id)
-            .await?
-            .ok_or(AuthFailure::Invalid)?;
-        let verified = state
-            .hasher
-            .verify(password, Some(stored))
-            .await
-            .map_err(AppError::internal)?;
-        if !verified {
-            return Err(AppError::InvalidCredentials);
-        }
-        ctx.check_passed(attempt).await?;
-        if state.store.mfa_enabled(requester.user.id).await? {
+        if state.store.mfa_enabled(user.id).await? {
             // A missing code counts as a wrong one.
-            let attempt = ctx.throttle(&requester.user.username).await?;
             let code = code.unwrap_or_default();
-            if !mfa::second_factor(ctx, requester.user.id, &code).await? {
-                return Err(AppError::InvalidCode);
-            }
-            ctx.check_passed(attempt).await?;
+            mfa::code_again(ctx, user.id, &user.username, &code).await?;
         }
         let new = NewKey::generate().map_err(AppError::internal)?;
         let now = state.clock.now();

@@ -76,6 +76,15 @@ pub(crate) trait ContextExt {
     /// The payload handing out `pair`: in cookie mode the refresh token goes
     /// into the cookie (set on the response) and not into the body.
     fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload;
+    /// Starts a session of `user`, whose password (and second factor)
+    /// checked out, and hands out its tokens: `None` when the password
+    /// changed since `user` was read (then the one checked is no longer
+    /// the user's, and no session starts).
+    async fn sign_in(
+        &self,
+        user: user::Model,
+        user_agent: Option<String>,
+    ) -> Result<Option<AuthPayload>, AppError>;
     /// In cookie mode, removes the refresh cookie with the response.
     fn clear_refresh_cookie(&self);
     /// Is `sid` the session of this request: its access token's, or (cookie
@@ -167,6 +176,27 @@ impl ContextExt for Context<'_> {
             self.insert_http_header("set-cookie", value);
         }
         AuthPayload::new(pair, user, in_cookie)
+    }
+
+    async fn sign_in(
+        &self,
+        user: user::Model,
+        user_agent: Option<String>,
+    ) -> Result<Option<AuthPayload>, AppError> {
+        let state = self.state();
+        let (session, pair) = state
+            .tokens
+            .new_session(user.id, user.role, user_agent, state.clock.now())
+            .map_err(AppError::internal)?;
+        if !state
+            .store
+            .start_session(user.id, &user.password_hash, session)
+            .await?
+        {
+            return Ok(None);
+        }
+        state.metrics.logins.with_label_values(&["ok"]).inc();
+        Ok(Some(self.hand_out(pair, user.into())))
     }
 
     fn clear_refresh_cookie(&self) {

@@ -62,8 +62,9 @@ pub(super) async fn second_factor(
     }
 }
 
-/// Checks the caller's password (counted in both limits, like a login).
-async fn password_again(
+/// Checks the caller's password again (counted in the account's throttle,
+/// like a login; the caller counts the IP limit).
+pub(super) async fn password_again(
     ctx: &Context<'_>,
     user_id: Uuid,
     username: &str,
@@ -87,6 +88,20 @@ async fn password_again(
     ctx.check_passed(attempt).await
 }
 
+/// Checks a second factor of the caller, counted like a login's password.
+pub(super) async fn code_again(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    username: &str,
+    code: &str,
+) -> Result<(), AppError> {
+    let attempt = ctx.throttle(username).await?;
+    if !second_factor(ctx, user_id, code).await? {
+        return Err(AppError::InvalidCode);
+    }
+    ctx.check_passed(attempt).await
+}
+
 /// The password and a second factor, both counted like a login's.
 async fn password_and_code(
     ctx: &Context<'_>,
@@ -96,11 +111,7 @@ async fn password_and_code(
     code: &str,
 ) -> Result<(), AppError> {
     password_again(ctx, user_id, username, password).await?;
-    let attempt = ctx.throttle(username).await?;
-    if !second_factor(ctx, user_id, code).await? {
-        return Err(AppError::InvalidCode);
-    }
-    ctx.check_passed(attempt).await
+    code_again(ctx, user_id, username, code).await
 }
 
 /// New recovery codes: shown, and their MACs for the store.
@@ -303,25 +314,10 @@ impl MfaMutation {
             return Err(AuthFailure::Revoked.into());
         }
         ctx.check_passed(attempt).await?;
-        let (session, pair) = state
-            .tokens
-            .new_session(
-                user.id,
-                user.role,
-                challenge.user_agent.clone(),
-                state.clock.now(),
-            )
-            .map_err(AppError::internal)?;
         // A password change since the login voided its mfaToken; this
         // checks the hash once more, as a login does.
-        if !state
-            .store
-            .start_session(user.id, &user.password_hash, session)
+        ctx.sign_in(user, challenge.user_agent)
             .await?
-        {
-            return Err(AuthFailure::Revoked.into());
-        }
-        state.metrics.logins.with_label_values(&["ok"]).inc();
-        Ok(ctx.hand_out(pair, user.into()))
+            .ok_or(AuthFailure::Revoked.into())
     }
 }

@@ -588,7 +588,7 @@ async fn last_used_at_is_written_at_most_once_a_minute_under_load(#[case] backen
 
 #[apply(backends)]
 async fn a_password_reset_revokes_every_key(#[case] backend: Backend) {
-    use crate::mail::{REQUEST_RESET, RESET, SmtpSink, mail_server, reset_prefix};
+    use crate::mail::{SmtpSink, mail_server, reset_by_mail};
     let Some(sink) = SmtpSink::start(None) else {
         return;
     };
@@ -598,23 +598,7 @@ async fn a_password_reset_revokes_every_key(#[case] backend: Backend) {
     let session = server.signup("forgetful").await;
     let (one, _) = create_key(&server, &session, "one").await;
     let (two, _) = create_key(&server, &session, "two").await;
-    let body = server
-        .gql(None, REQUEST_RESET, json!({ "e": "forgetful@example.com" }))
-        .await;
-    assert_eq!(body["data"]["requestPasswordReset"], true);
-    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
-    let reset = mails
-        .iter()
-        .find(|m| m.headers["Subject"] == "Reset your password")
-        .expect("the reset mail");
-    let body = server
-        .gql(
-            None,
-            RESET,
-            json!({ "t": reset.token(&reset_prefix()), "p": "a brand new passphrase" }),
-        )
-        .await;
-    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+    reset_by_mail(&server, &sink, "forgetful", "a brand new passphrase").await;
     for key in [&one, &two] {
         let body = server.gql_with_header(&format!("Token {key}"), ME).await;
         assert_eq!(reason(&body), "revoked", "{body}");

@@ -208,6 +208,38 @@ pub fn verify_prefix() -> String {
     format!("{PUBLIC}/verify-email#token=")
 }
 
+/// Resets `username`'s password to `new_password` as its owner would:
+/// asks for a link, reads it out of the mail (the signup's verification
+/// mail came first), and follows it.
+pub async fn reset_by_mail(
+    server: &TestServer,
+    sink: &SmtpSink,
+    username: &str,
+    new_password: &str,
+) {
+    let body = server
+        .gql(
+            None,
+            REQUEST_RESET,
+            json!({ "e": format!("{username}@example.com") }),
+        )
+        .await;
+    assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
+    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
+    let reset = mails
+        .iter()
+        .find(|m| m.headers["Subject"] == "Reset your password")
+        .expect("the reset mail");
+    let body = server
+        .gql(
+            None,
+            RESET,
+            json!({ "t": reset.token(&reset_prefix()), "p": new_password }),
+        )
+        .await;
+    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+}
+
 #[apply(backends)]
 async fn signup_mails_a_verification_link_that_verifies_the_address_once(#[case] backend: Backend) {
     let Some(sink) = SmtpSink::start(None) else {

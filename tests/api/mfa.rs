@@ -556,7 +556,7 @@ async fn a_dump_of_the_database_holds_no_totp_secret(#[case] backend: Backend) {
 
 #[apply(backends)]
 async fn a_password_reset_keeps_mfa_on_and_voids_pending_mfa_tokens(#[case] backend: Backend) {
-    use crate::mail::{REQUEST_RESET, RESET, SmtpSink, mail_server, reset_prefix};
+    use crate::mail::{SmtpSink, mail_server, reset_by_mail};
     let Some(sink) = SmtpSink::start(None) else {
         return;
     };
@@ -565,23 +565,7 @@ async fn a_password_reset_keeps_mfa_on_and_voids_pending_mfa_tokens(#[case] back
     };
     let enrolled = enroll(&server, "resetter").await;
     let pending = mfa_token(&server, "resetter", PASSWORD).await;
-    let body = server
-        .gql(None, REQUEST_RESET, json!({ "e": "resetter@example.com" }))
-        .await;
-    assert_eq!(body["data"]["requestPasswordReset"], true);
-    let mails = sink.wait_for(2, Duration::from_secs(15)).await;
-    let reset = mails
-        .iter()
-        .find(|m| m.headers["Subject"] == "Reset your password")
-        .expect("the reset mail");
-    let body = server
-        .gql(
-            None,
-            RESET,
-            json!({ "t": reset.token(&reset_prefix()), "p": "a brand new passphrase" }),
-        )
-        .await;
-    assert_eq!(body["data"]["resetPassword"], true, "{body}");
+    reset_by_mail(&server, &sink, "resetter", "a brand new passphrase").await;
     let body = verify_mfa(&server, &pending, &enrolled.recovery[0]).await;
     assert_eq!(reason(&body), "revoked", "{body}");
     // MFA stays on: the new password alone does not sign in.
