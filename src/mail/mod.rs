@@ -295,9 +295,14 @@ impl Mailer {
             .recipient
             .parse()
             .map_err(|err: lettre::address::AddressError| SendError::Build(err.to_string()))?;
+        // A fresh Message-ID (mail filters frown on none) under PUBLIC_URL's
+        // host: the machine's own name is nobody's business.
+        let id_host = self.public_url.url().host_str().unwrap_or("localhost");
         let message = Message::builder()
-            // A fresh Message-ID under this host's name (mail filters frown on none).
-            .message_id(None)
+            .message_id(Some(format!(
+                "<{}@{id_host}>",
+                uuid::Uuid::new_v4().simple()
+            )))
             .from(self.from.clone())
             .to(to)
             .subject(subject)

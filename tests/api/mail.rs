@@ -258,6 +258,16 @@ async fn signup_mails_a_verification_link_that_verifies_the_address_once(#[case]
     let mail = &mails[0];
     assert_eq!(mail.to, ["verifier@example.com"]);
     assert_eq!(mail.headers["Subject"], "Confirm your address");
+    // Under PUBLIC_URL's host, never the machine's name.
+    let id = mail.headers["Message-ID"].as_str().expect("a Message-ID");
+    let local = id
+        .strip_prefix('<')
+        .and_then(|id| id.strip_suffix("@localhost>"))
+        .unwrap_or_else(|| panic!("{id}"));
+    assert!(
+        local.len() == 32 && local.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
     assert!(
         mail.headers["From"]
             .as_str()
