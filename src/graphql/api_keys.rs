@@ -2,7 +2,6 @@
 //! as `Authorization: Token <key>` (or `Bearer <key>`): see `auth::bearer`.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use chrono::{TimeZone, Utc};
 use entity::api_key;
 use uuid::Uuid;
 
@@ -24,10 +23,6 @@ const DEFAULT_DAYS: i32 = 90;
 
 /// A key of the caller, as lists show it: never the key itself.
 pub struct ApiKey(api_key::Model);
-
-fn at(seconds: i64) -> Option<DateTime> {
-    Utc.timestamp_opt(seconds, 0).single().map(DateTime)
-}
 
 #[Object]
 impl ApiKey {
@@ -51,11 +46,11 @@ impl ApiKey {
 
     /// Noted at most once a minute; null until the key is first used.
     async fn last_used_at(&self) -> Option<DateTime> {
-        self.0.last_used_at.and_then(at)
+        self.0.last_used_at.and_then(DateTime::from_unix)
     }
 
     async fn expires_at(&self) -> DateTime {
-        at(self.0.expires_at).unwrap_or(DateTime(chrono::DateTime::UNIX_EPOCH))
+        DateTime::from_unix_or_epoch(self.0.expires_at)
     }
 }
 

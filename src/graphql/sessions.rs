@@ -1,7 +1,6 @@
 //! sessions, changePassword, logoutAll and revokeSession: the caller's own account.
 
 use async_graphql::{Context, ID, Object};
-use chrono::{TimeZone, Utc};
 use entity::session;
 use uuid::Uuid;
 
@@ -36,11 +35,7 @@ impl Session {
 
     /// When its newest refresh token expires.
     async fn expires_at(&self) -> DateTime {
-        DateTime(
-            Utc.timestamp_opt(self.model.expires_at, 0)
-                .single()
-                .unwrap_or_default(),
-        )
+        DateTime::from_unix_or_epoch(self.model.expires_at)
     }
 
     /// The `User-Agent` of the login request.

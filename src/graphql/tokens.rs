@@ -1,7 +1,6 @@
 //! refreshToken, logout and verifyToken.
 
 use async_graphql::{Context, ID, Object};
-use chrono::{TimeZone, Utc};
 
 use super::context::ContextExt;
 use super::types::{AuthPayload, DateTime, TokenInfo};
@@ -57,10 +56,7 @@ async fn describe_key(ctx: &Context<'_>, key: &str) -> Result<TokenInfo, AppErro
         reason: reason.map(AuthFailure::as_str),
         token_type: Some("api_key"),
         user_id: Some(ID(holder.user.id.to_string())),
-        expires_at: Utc
-            .timestamp_opt(holder.expires_at, 0)
-            .single()
-            .map(DateTime),
+        expires_at: DateTime::from_unix(holder.expires_at),
     })
 }
 
@@ -78,7 +74,7 @@ fn describe(claims: &Claims, reason: Option<AuthFailure>) -> TokenInfo {
         reason: reason.map(AuthFailure::as_str),
         token_type: Some(claims.typ.as_str()),
         user_id: Some(ID(claims.sub.to_string())),
-        expires_at: Utc.timestamp_opt(claims.exp, 0).single().map(DateTime),
+        expires_at: DateTime::from_unix(claims.exp),
     }
 }
 

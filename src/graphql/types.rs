@@ -134,6 +134,19 @@ pub struct TokenInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DateTime(pub chrono::DateTime<Utc>);
 
+impl DateTime {
+    /// Unix seconds (as the store keeps expiries); `None` out of range.
+    pub fn from_unix(seconds: i64) -> Option<Self> {
+        chrono::DateTime::from_timestamp(seconds, 0).map(Self)
+    }
+
+    /// [`Self::from_unix`], the epoch out of range (never, for what the
+    /// store writes).
+    pub fn from_unix_or_epoch(seconds: i64) -> Self {
+        Self::from_unix(seconds).unwrap_or(Self(chrono::DateTime::UNIX_EPOCH))
+    }
+}
+
 /// A point in time: RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T09:30:00.000Z`.
 #[async_graphql::Scalar(name = "DateTime")]
 impl async_graphql::ScalarType for DateTime {

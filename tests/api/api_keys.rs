@@ -32,25 +32,6 @@ async fn create_key(server: &TestServer, session: &Session, name: &str) -> (Stri
     )
 }
 
-/// One operation with `Authorization: <authorization>` and variables.
-async fn with_header(
-    server: &TestServer,
-    authorization: &str,
-    query: &str,
-    variables: Value,
-) -> Value {
-    reqwest::Client::new()
-        .post(server.url("/graphql"))
-        .header("Authorization", authorization)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("JSON body")
-}
-
 /// A listed key's lifetime, in days (its expiry is kept in whole seconds).
 fn lifetime_days(api_key: &Value) -> f64 {
     let at = |field: &str| {
@@ -420,7 +401,7 @@ async fn a_key_may_not_manage_credentials_or_roles(#[case] backend: Backend) {
         ("revokeApiKey", REVOKE, json!({ "id": sibling_id })),
     ];
     for (field, query, variables) in forbidden {
-        let body = with_header(&server, &header, query, variables).await;
+        let body = server.gql_as(&header, query, variables).await;
         assert_eq!(code(&body), "FORBIDDEN", "{field}: {body}");
     }
     // Nothing of that happened: the session lives, the password and the
@@ -449,7 +430,9 @@ async fn a_key_may_not_manage_credentials_or_roles(#[case] backend: Backend) {
         .await;
     assert_eq!(body["data"]["users"]["totalCount"], 2, "{body}");
     // And revoke itself.
-    let body = with_header(&server, &header, REVOKE, json!({ "id": own_id })).await;
+    let body = server
+        .gql_as(&header, REVOKE, json!({ "id": own_id }))
+        .await;
     assert_eq!(body["data"]["revokeApiKey"], true, "{body}");
     assert_eq!(
         reason(&server.gql_with_header(&header, ME).await),

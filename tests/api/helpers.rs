@@ -338,10 +338,15 @@ impl TestServer {
 
     /// Runs one operation with a raw `Authorization` header value.
     pub async fn gql_with_header(&self, authorization: &str, query: &str) -> Value {
+        self.gql_as(authorization, query, json!({})).await
+    }
+
+    /// [`Self::gql_with_header`] with variables.
+    pub async fn gql_as(&self, authorization: &str, query: &str, variables: Value) -> Value {
         self.client
             .post(self.url("/graphql"))
             .header("Authorization", authorization)
-            .json(&json!({ "query": query }))
+            .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
             .expect("request")

@@ -431,16 +431,9 @@ async fn a_password_change_voids_pending_mfa_tokens_and_keys_need_the_code(
             json!({ "p": "a brand new passphrase", "c": enrolled.recovery[1] }),
         ),
     ] {
-        let body: Value = reqwest::Client::new()
-            .post(server.url("/graphql"))
-            .header("Authorization", format!("Token {key}"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = server
+            .gql_as(&format!("Token {key}"), query, variables)
+            .await;
         assert_eq!(code(&body), "FORBIDDEN", "{query}: {body}");
     }
     // The recovery code the key's fields were given was not used up.
