@@ -4,11 +4,14 @@
 //! `JWT_ALGORITHM` and checked under the verify key their `kid` names.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 
 use entity::user;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -20,6 +23,10 @@ use crate::store::{NewSession, TokenRef};
 /// Longer than any token we issue (an RS256 one with every claim is about
 /// 700 bytes); anything longer is garbage and is not parsed.
 const MAX_TOKEN_LEN: usize = 2048;
+
+/// Access tokens remembered as checked (see [`Verified`]): about 2 MiB at
+/// most.
+const VERIFIED_ENTRIES: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,6 +200,32 @@ enum AccessVerifiers {
     ByKid(HashMap<String, Verifier>),
 }
 
+/// Access tokens whose signature, algorithm, issuer, audience and type
+/// checked out, by their exact text: a token's signature is checked once,
+/// not on every request (an EdDSA check costs more than the rest of a `me`).
+/// None of that can change for a given text while the keys are the
+/// process's; only the time can, so the expiry is checked again on every
+/// use. Revocation is not the token's: the guard reads it from the store on
+/// every request all the same. Only tokens that verified get in, so
+/// garbage can't grow or churn it beyond what real tokens do.
+struct Verified(Mutex<LruCache<Box<str>, Claims>>);
+
+impl Verified {
+    fn new() -> Self {
+        Self(Mutex::new(LruCache::new(VERIFIED_ENTRIES)))
+    }
+
+    fn get(&self, token: &str) -> Option<Claims> {
+        self.0.lock().ok()?.get(token).cloned()
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.put(token.into(), claims.clone());
+        }
+    }
+}
+
 /// The keys and the rules tokens are made and checked with.
 pub struct Tokens {
     /// HS256 under `JWT_SECRET`: refresh tokens, and access tokens under HS256.
@@ -206,6 +239,8 @@ pub struct Tokens {
     audience: Option<String>,
     hasura: bool,
     jwks: Option<JwkSet>,
+    leeway: u64,
+    verified: Verified,
     pub access_ttl: i64,
     pub refresh_ttl: i64,
 }
@@ -274,6 +309,8 @@ impl Tokens {
             audience: rules.audience,
             hasura: rules.hasura,
             jwks,
+            leeway: rules.leeway,
+            verified: Verified::new(),
             // The config caps TTLs at ten years, far inside i64.
             access_ttl: i64::try_from(rules.access_ttl).unwrap_or(i64::MAX / 4),
             refresh_ttl: i64::try_from(rules.refresh_ttl).unwrap_or(i64::MAX / 4),
@@ -375,7 +412,20 @@ impl Tokens {
     /// Checks signature, algorithm, issuer, audience and expiry, then that
     /// the token is of type `expected`.
     pub fn decode(&self, token: &str, expected: TokenType) -> Result<Claims, AuthFailure> {
-        self.decode_as(token, expected, false)
+        if expected == TokenType::Refresh {
+            return self.decode_as(token, expected, false);
+        }
+        if let Some(claims) = self.verified.get(token) {
+            // The one check time changes, as jsonwebtoken makes it.
+            let now = jsonwebtoken::get_current_timestamp().saturating_sub(self.leeway);
+            return match u64::try_from(claims.exp) {
+                Ok(exp) if exp >= now => Ok(claims),
+                _ => Err(AuthFailure::Expired),
+            };
+        }
+        let claims = self.decode_as(token, expected, false)?;
+        self.verified.put(token, &claims);
+        Ok(claims)
     }
 
     /// Checks a token of either type (access first).
@@ -498,6 +548,60 @@ mod tests {
         );
         assert!(tokens(60).decode(&token, TokenType::Access).is_ok());
         assert!(tokens(0).decode_ignoring_expiry(&token).is_ok());
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_for_expiry_on_every_use() {
+        let t = tokens(0);
+        // Expires one second from now.
+        let (token, _) = t
+            .issue(
+                Uuid::new_v4(),
+                user::Role::User,
+                Uuid::new_v4(),
+                TokenType::Access,
+                now() - 899,
+            )
+            .unwrap();
+        assert!(t.decode(&token, TokenType::Access).is_ok());
+        assert!(t.verified.get(&token).is_some(), "remembered");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(
+            t.decode(&token, TokenType::Access),
+            Err(AuthFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn only_the_exact_text_of_a_checked_access_token_is_remembered() {
+        let t = tokens(0);
+        let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
+        let (access, _) = t
+            .issue(user, user::Role::User, sid, TokenType::Access, now())
+            .unwrap();
+        let (refresh, _) = t
+            .issue(user, user::Role::User, sid, TokenType::Refresh, now())
+            .unwrap();
+        assert!(t.decode(&access, TokenType::Access).is_ok());
+        assert!(t.decode(&refresh, TokenType::Refresh).is_ok());
+        assert!(t.verified.get(&refresh).is_none(), "refresh tokens are not");
+        // The last character of the signature, changed.
+        let mut tampered = access.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            t.decode(&tampered, TokenType::Access),
+            Err(AuthFailure::Invalid)
+        );
+        assert!(t.verified.get(&tampered).is_none());
+        assert_eq!(
+            t.decode(&access, TokenType::Refresh),
+            Err(AuthFailure::Invalid),
+            "remembered as an access token, still not a refresh token"
+        );
+        let garbage = "x".repeat(100);
+        assert!(t.decode(&garbage, TokenType::Access).is_err());
+        assert_eq!(t.verified.0.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -197,13 +197,19 @@ async fn tokens_expire_exactly_with_no_leeway(#[case] backend: Backend) {
 #[apply(backends)]
 async fn the_leeway_setting_accepts_a_just_expired_token(#[case] backend: Backend) {
     let Some(server) =
-        TestServer::start_with(backend, &[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "30")]).await
+        TestServer::start_with(backend, &[("ACCESS_TOKEN_TTL", "1"), ("JWT_LEEWAY", "2")]).await
     else {
         return;
     };
     let session = server.signup("leeway").await;
+    assert!(server.me(&session.access).await["data"]["me"].is_object());
+    // Past `exp` (iat + 1), within the leeway (up to iat + 3).
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(server.me(&session.access).await["data"]["me"].is_object());
+    // Past the leeway too: the same token, used just before, is expired now.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let body = server.me(&session.access).await;
+    assert_eq!(reason(&body), "expired", "{body}");
 }
 
 #[apply(backends)]
