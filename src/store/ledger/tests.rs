@@ -379,6 +379,13 @@ on_every_backend! {
         }
         let admin = store.user_unless_revoked(bob.id, Uuid::new_v4(), live).await.unwrap();
         assert_eq!(admin.map(|u| u.role), Some(user::Role::Admin));
+        // Every column as SeaORM reads the row, the timestamp to the stored digit.
+        let row = store.find_user(alice.id).await.unwrap().unwrap();
+        let read = store.user_unless_revoked(alice.id, sid, live).await.unwrap().unwrap();
+        assert_eq!(
+            (read.id, read.username, read.email, read.role, read.created_at, read.email_verified),
+            (row.id, row.username, row.email, row.role, row.created_at, row.email_verified)
+        );
         assert!(store.is_revoked(sid, used.jti).await.unwrap());
         assert!(store.is_revoked(bob_sid, live).await.unwrap());
         assert!(!store.is_revoked(sid, live).await.unwrap());
