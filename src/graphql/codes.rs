@@ -1,21 +1,7 @@
 //! Error codes for failures before execution, as Apollo Server names them, so
 //! clients can tell a bad document from a failed operation.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
-
-pub struct Codes;
-
-impl ExtensionFactory for Codes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Codes)
-    }
-}
+use async_graphql::{Response, ServerError};
 
 fn has_code(err: &ServerError) -> bool {
     err.extensions
@@ -29,7 +15,7 @@ pub fn request_error(message: impl Into<String>, code: &'static str) -> ServerEr
 }
 
 /// Sets `code` unless the error has one (a limit may name its own).
-fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
+pub(super) fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
     if !has_code(&err) {
         err.extensions
             .get_or_insert_with(Default::default)
@@ -38,49 +24,20 @@ fn with_code(mut err: ServerError, code: &'static str) -> ServerError {
     err
 }
 
-#[async_trait::async_trait]
-impl Extension for Codes {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|err| with_code(err, "GRAPHQL_PARSE_FAILED"))
+/// Every resolver error already has a code (`AppError`). What is left at
+/// the end of a request: async-graphql's coercion of argument values, done
+/// during execution (it has a path), and request-level refusals such as a
+/// missing `operationName` for a document with several operations (no path).
+pub(super) fn label_the_rest(mut response: Response) -> Response {
+    for err in response.errors.iter_mut().filter(|err| !has_code(err)) {
+        let code = if err.path.is_empty() {
+            "BAD_REQUEST"
+        } else {
+            "GRAPHQL_VALIDATION_FAILED"
+        };
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
     }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|err| with_code(err, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()
-        })
-    }
-
-    /// Every resolver error already has a code (`AppError`). What is left:
-    /// async-graphql's coercion of argument values, done during execution
-    /// (it has a path), and request-level refusals such as a missing
-    /// `operationName` for a document with several operations (no path).
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for err in response.errors.iter_mut().filter(|err| !has_code(err)) {
-            let code = if err.path.is_empty() {
-                "BAD_REQUEST"
-            } else {
-                "GRAPHQL_VALIDATION_FAILED"
-            };
-            err.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code);
-        }
-        response
-    }
+    response
 }

@@ -10,17 +10,15 @@
 //!   `__typename`, so a document of thousands of aliased `__typename`s passed
 //!   the limit. Here every field counts, fragments expanded.
 //!
-//! Both run inside the parse-cache (see `schema()`): a cached document has
+//! Both run inside the parse cache (see `pipeline`): a kept document has
 //! passed them, and a refused one is never kept.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
 };
-use async_graphql::{Name, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Positioned, ServerError, ServerResult};
 
 use super::MAX_COMPLEXITY;
 
@@ -30,41 +28,29 @@ use super::MAX_COMPLEXITY;
 /// crashed near 1,500, so this leaves it a wide margin, in debug builds too.
 pub const MAX_NESTING: usize = 64;
 
-pub struct Limits;
-
-impl ExtensionFactory for Limits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Limits)
+/// The check before the parser: refused past [`MAX_NESTING`].
+pub(super) fn check_text(query: &str) -> ServerResult<()> {
+    if nesting_exceeds(query, MAX_NESTING) {
+        return Err(ServerError::new(
+            format!("The document nests brackets deeper than {MAX_NESTING} levels"),
+            None,
+        ));
     }
+    Ok(())
 }
 
-#[async_trait::async_trait]
-impl Extension for Limits {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if nesting_exceeds(query, MAX_NESTING) {
-            return Err(ServerError::new(
-                format!("The document nests brackets deeper than {MAX_NESTING} levels"),
-                None,
-            ));
-        }
-        let document = next.run(ctx, query, variables).await?;
-        if fields_exceed(&document, MAX_COMPLEXITY) {
-            // The same refusal as async-graphql's complexity limit.
-            return Err(super::request_error(
-                format!(
-                    "An operation selects more than {MAX_COMPLEXITY} fields (aliases, __typename and fragment spreads count)"
-                ),
-                "GRAPHQL_VALIDATION_FAILED",
-            ));
-        }
-        Ok(document)
+/// The check after the parser: every field counted.
+pub(super) fn check_document(document: &ExecutableDocument) -> ServerResult<()> {
+    if fields_exceed(document, MAX_COMPLEXITY) {
+        // The same refusal as async-graphql's complexity limit.
+        return Err(super::request_error(
+            format!(
+                "An operation selects more than {MAX_COMPLEXITY} fields (aliases, __typename and fragment spreads count)"
+            ),
+            "GRAPHQL_VALIDATION_FAILED",
+        ));
     }
+    Ok(())
 }
 
 /// Does `text`, read as GraphQL, nest `{ [ (` deeper than `limit`? Brackets

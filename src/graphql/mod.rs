@@ -9,6 +9,7 @@ mod cookie;
 mod limits;
 mod mfa;
 mod parse_cache;
+mod pipeline;
 mod recovery;
 mod sessions;
 mod timing;
@@ -66,16 +67,12 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(10)
-        .extension(codes::Codes)
 }
 
 /// The schema that serves requests.
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
     builder()
-        // Outermost first: a kept document has passed the limits.
-        .extension(parse_cache::ParseCache::new())
-        .extension(limits::Limits)
-        .extension(timing::Timing(state.clone()))
+        .extension(pipeline::Pipeline::new(state.metrics.latency.clone()))
         .data(state)
         .finish()
 }

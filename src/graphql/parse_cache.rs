@@ -1,105 +1,99 @@
-//! Parsed documents, kept by their text.
+//! Parsed documents, kept by their text, with what validating them gave.
 //!
 //! Clients send the same few documents again and again (generated
-//! operations), and parsing one is a good share of a small request's cost.
-//! A document parses the same whatever its variables, so the result is kept
-//! in a small LRU: only documents that parsed, and only short ones, so
-//! neither memory nor a flood of one-off documents can grow it.
+//! operations), and parsing one is a good share of a small request's cost;
+//! validating it again is another. A document parses the same whatever its
+//! variables, so the result is kept in a small LRU: only documents that
+//! parsed and passed the limits, and only short ones, so neither memory nor
+//! a flood of one-off documents can grow it.
+//!
+//! Validation is kept only where nothing of the request but the document
+//! and the operation's name can change it: a document that declares no
+//! variable. (async-graphql checks variables' values against the arguments
+//! they fill during validation; a document with none that passed uses
+//! none.) The schema is fixed for the cache's life: one cache per schema.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerResult, Variables};
+use async_graphql::ValidationResult;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use lru::LruCache;
 
 /// Documents kept.
 const ENTRIES: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 /// Longest document kept, in bytes (a generated operation is well under).
-const MAX_TEXT: usize = 4096;
+pub(super) const MAX_TEXT: usize = 4096;
 
-type Cache = Arc<Mutex<LruCache<String, ExecutableDocument>>>;
+struct Entry {
+    document: ExecutableDocument,
+    /// The operation name validated with, and what validation gave.
+    validated: Option<(Option<String>, ValidationResult)>,
+}
 
-pub struct ParseCache(Cache);
+/// The LRU of documents.
+pub(super) struct Documents(Mutex<LruCache<String, Entry>>);
 
-impl ParseCache {
+/// A kept document, and its validation when kept for this operation name.
+pub(super) struct Kept {
+    pub document: ExecutableDocument,
+    pub validated: Option<ValidationResult>,
+}
+
+impl Documents {
     pub fn new() -> Self {
-        Self(Arc::new(Mutex::new(LruCache::new(ENTRIES))))
+        Self(Mutex::new(LruCache::new(ENTRIES)))
     }
-}
 
-impl ExtensionFactory for ParseCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ParseCache(self.0.clone()))
+    pub fn get(&self, query: &str, operation_name: Option<&str>) -> Option<Kept> {
+        let mut cache = self.0.lock().ok()?;
+        let entry = cache.get(query)?;
+        Some(Kept {
+            document: entry.document.clone(),
+            validated: entry
+                .validated
+                .as_ref()
+                .filter(|(name, _)| name.as_deref() == operation_name)
+                .map(|(_, result)| *result),
+        })
     }
-}
 
-#[async_trait::async_trait]
-impl Extension for ParseCache {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
+    /// Keeps a document that parsed and passed the limits.
+    pub fn put(&self, query: &str, document: &ExecutableDocument) {
         if query.len() > MAX_TEXT {
-            return next.run(ctx, query, variables).await;
+            return;
         }
-        let cached = self.0.lock().ok().and_then(|mut c| c.get(query).cloned());
-        if let Some(document) = cached {
-            return Ok(document);
-        }
-        let document = next.run(ctx, query, variables).await?;
         if let Ok(mut cache) = self.0.lock() {
-            cache.put(query.to_owned(), document.clone());
+            let entry = Entry {
+                document: document.clone(),
+                validated: None,
+            };
+            cache.put(query.to_owned(), entry);
         }
-        Ok(document)
+    }
+
+    /// Keeps what validating the document `query` under `operation_name`
+    /// gave, when that can't depend on anything else (see the module).
+    pub fn validated(&self, query: &str, operation_name: Option<&str>, result: ValidationResult) {
+        if let Ok(mut cache) = self.0.lock()
+            && let Some(entry) = cache.get_mut(query)
+            && declares_no_variable(&entry.document)
+        {
+            entry.validated = Some((operation_name.map(str::to_owned), result));
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |cache| cache.len())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use async_graphql::{EmptyMutation, EmptySubscription, Object, Request, Schema, Variables};
-
-    use super::*;
-
-    struct Query;
-
-    #[Object]
-    impl Query {
-        async fn echo(&self, text: String) -> String {
-            text
-        }
-    }
-
-    #[tokio::test]
-    async fn a_kept_document_runs_with_each_request_s_own_variables() {
-        let cache = ParseCache::new();
-        let kept = cache.0.clone();
-        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
-            .extension(cache)
-            .finish();
-        let query = "query($t: String!) { echo(text: $t) }";
-        for text in ["one", "two"] {
-            let variables = Variables::from_json(serde_json::json!({ "t": text }));
-            let response = schema
-                .execute(Request::new(query).variables(variables))
-                .await;
-            assert!(response.errors.is_empty(), "{:?}", response.errors);
-            assert_eq!(response.data.into_json().unwrap()["echo"], text);
-        }
-        assert_eq!(kept.lock().unwrap().len(), 1);
-
-        let broken = schema.execute("{ echo(text: ").await;
-        assert_eq!(broken.errors.len(), 1);
-        let long = format!("{{ echo(text: \"{}\") }}", "x".repeat(MAX_TEXT));
-        assert!(schema.execute(long).await.errors.is_empty());
-        assert_eq!(
-            kept.lock().unwrap().len(),
-            1,
-            "neither an error nor a long one is kept"
-        );
+fn declares_no_variable(document: &ExecutableDocument) -> bool {
+    match &document.operations {
+        DocumentOperations::Single(op) => op.node.variable_definitions.is_empty(),
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .all(|op| op.node.variable_definitions.is_empty()),
     }
 }
