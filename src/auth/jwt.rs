@@ -499,6 +499,18 @@ mod tests {
         chrono::Utc::now().timestamp()
     }
 
+    /// An access token of a new user and session, issued by `t` at `issued`.
+    fn access(t: &Tokens, issued: i64) -> (String, Claims) {
+        t.issue(
+            Uuid::new_v4(),
+            user::Role::User,
+            Uuid::new_v4(),
+            TokenType::Access,
+            issued,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn round_trip_keeps_every_claim_and_the_ttl() {
         let t = tokens(0);
@@ -515,15 +527,7 @@ mod tests {
     #[test]
     fn the_wrong_type_is_invalid() {
         let t = tokens(0);
-        let (token, _) = t
-            .issue(
-                Uuid::new_v4(),
-                user::Role::User,
-                Uuid::new_v4(),
-                TokenType::Access,
-                now(),
-            )
-            .unwrap();
+        let (token, _) = access(&t, now());
         assert_eq!(
             t.decode(&token, TokenType::Refresh),
             Err(AuthFailure::Invalid)
@@ -533,15 +537,7 @@ mod tests {
     #[test]
     fn expiry_honours_the_leeway() {
         let issued = now() - 901 - 5;
-        let (token, _) = tokens(0)
-            .issue(
-                Uuid::new_v4(),
-                user::Role::User,
-                Uuid::new_v4(),
-                TokenType::Access,
-                issued,
-            )
-            .unwrap();
+        let (token, _) = access(&tokens(0), issued);
         assert_eq!(
             tokens(0).decode(&token, TokenType::Access),
             Err(AuthFailure::Expired)
@@ -554,15 +550,7 @@ mod tests {
     fn a_remembered_token_is_checked_for_expiry_on_every_use() {
         let t = tokens(0);
         // Expires one second from now.
-        let (token, _) = t
-            .issue(
-                Uuid::new_v4(),
-                user::Role::User,
-                Uuid::new_v4(),
-                TokenType::Access,
-                now() - 899,
-            )
-            .unwrap();
+        let (token, _) = access(&t, now() - 899);
         assert!(t.decode(&token, TokenType::Access).is_ok());
         assert!(t.verified.get(&token).is_some(), "remembered");
         std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -607,15 +595,7 @@ mod tests {
     #[test]
     fn another_key_is_invalid() {
         let other = Tokens::new(&Secret::from("x".repeat(32)), 900, 3600, 0);
-        let (token, _) = other
-            .issue(
-                Uuid::new_v4(),
-                user::Role::User,
-                Uuid::new_v4(),
-                TokenType::Access,
-                now(),
-            )
-            .unwrap();
+        let (token, _) = access(&other, now());
         assert_eq!(
             tokens(0).decode(&token, TokenType::Access),
             Err(AuthFailure::Invalid)
@@ -625,15 +605,7 @@ mod tests {
     #[test]
     fn a_crit_header_is_invalid() {
         let t = tokens(0);
-        let (token, claims) = t
-            .issue(
-                Uuid::new_v4(),
-                user::Role::User,
-                Uuid::new_v4(),
-                TokenType::Access,
-                now(),
-            )
-            .unwrap();
+        let (token, claims) = access(&t, now());
         let mut header = Header::new(Algorithm::HS256);
         header.crit = Some(vec!["exp".into()]);
         let key = EncodingKey::from_secret(Secret::from("k".repeat(32)).expose());

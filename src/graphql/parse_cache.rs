@@ -46,6 +46,9 @@ impl Documents {
     }
 
     pub fn get(&self, query: &str, operation_name: Option<&str>) -> Option<Kept> {
+        if query.len() > MAX_TEXT {
+            return None;
+        }
         let mut cache = self.0.lock().ok()?;
         let entry = cache.get(query)?;
         Some(Kept {
@@ -58,18 +61,21 @@ impl Documents {
         })
     }
 
-    /// Keeps a document that parsed and passed the limits.
-    pub fn put(&self, query: &str, document: &ExecutableDocument) {
+    /// Keeps a document that parsed and passed the limits, unless its text
+    /// is too long: whether it was kept.
+    pub fn put(&self, query: &str, document: &ExecutableDocument) -> bool {
         if query.len() > MAX_TEXT {
-            return;
+            return false;
         }
-        if let Ok(mut cache) = self.0.lock() {
-            let entry = Entry {
-                document: document.clone(),
-                validated: None,
-            };
-            cache.put(query.to_owned(), entry);
-        }
+        let Ok(mut cache) = self.0.lock() else {
+            return false;
+        };
+        let entry = Entry {
+            document: document.clone(),
+            validated: None,
+        };
+        cache.put(query.to_owned(), entry);
+        true
     }
 
     /// Keeps what validating the document `query` under `operation_name`

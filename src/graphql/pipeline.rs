@@ -24,7 +24,7 @@ use async_graphql::{
 use prometheus::HistogramVec;
 use tracing::Instrument;
 
-use super::parse_cache::{Documents, MAX_TEXT};
+use super::parse_cache::Documents;
 use super::{codes, limits, timing};
 
 pub struct Pipeline {
@@ -81,35 +81,6 @@ impl OneRequest {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    async fn parse(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let kept = query.len() <= MAX_TEXT;
-        let name = match std::mem::replace(&mut *self.validation(), Validation::Unknown) {
-            Validation::Named(name) => name,
-            _ => None,
-        };
-        if kept && let Some(found) = self.documents.get(query, name.as_deref()) {
-            *self.validation() = match found.validated {
-                Some(result) => Validation::Kept(result),
-                None => Validation::Keep(query.to_owned(), name),
-            };
-            return Ok(found.document);
-        }
-        limits::check_text(query)?;
-        let document = next.run(ctx, query, variables).await?;
-        limits::check_document(&document)?;
-        if kept {
-            self.documents.put(query, &document);
-            *self.validation() = Validation::Keep(query.to_owned(), name);
-        }
-        Ok(document)
-    }
 }
 
 #[async_trait::async_trait]
@@ -136,9 +107,30 @@ impl Extension for OneRequest {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        self.parse(ctx, query, variables, next)
+        let name = match std::mem::replace(&mut *self.validation(), Validation::Unknown) {
+            Validation::Named(name) => name,
+            _ => None,
+        };
+        if let Some(found) = self.documents.get(query, name.as_deref()) {
+            *self.validation() = match found.validated {
+                Some(result) => Validation::Kept(result),
+                None => Validation::Keep(query.to_owned(), name),
+            };
+            return Ok(found.document);
+        }
+        let parsed = async {
+            limits::check_text(query)?;
+            let document = next.run(ctx, query, variables).await?;
+            limits::check_document(&document)?;
+            Ok(document)
+        };
+        let document = parsed
             .await
-            .map_err(|err| codes::with_code(err, "GRAPHQL_PARSE_FAILED"))
+            .map_err(|err| codes::with_code(err, "GRAPHQL_PARSE_FAILED"))?;
+        if self.documents.put(query, &document) {
+            *self.validation() = Validation::Keep(query.to_owned(), name);
+        }
+        Ok(document)
     }
 
     async fn validation(
@@ -190,6 +182,7 @@ mod tests {
     use prometheus::HistogramOpts;
 
     use super::*;
+    use crate::graphql::parse_cache::MAX_TEXT;
 
     struct Query;
 
