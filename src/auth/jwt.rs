@@ -24,8 +24,8 @@ use crate::store::{NewSession, TokenRef};
 /// 700 bytes); anything longer is garbage and is not parsed.
 const MAX_TOKEN_LEN: usize = 2048;
 
-/// Access tokens remembered as checked (see [`Verified`]): about 2 MiB at
-/// most.
+/// Access tokens remembered as checked (see [`Verified`]): 2 to 4 MiB at
+/// most (a token of 300 to 700 bytes and its claims each).
 const VERIFIED_ENTRIES: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
