@@ -38,9 +38,12 @@ use crate::store::TokenRef;
 /// Reader connections kept for reuse; more are opened when threads read at once.
 const MAX_IDLE: usize = 8;
 
-/// Commits in place between two checkpoints. A rotation writes a handful of
-/// pages, so this is near SQLite's own default of 1,000 pages.
-const CHECKPOINT_EVERY: u32 = 256;
+/// Commits in place between two checkpoints. A rotation writes five or six
+/// pages, so the WAL holds at most about 7,000 (28 MiB) before it starts
+/// over. Rotations wait while a checkpoint holds the writer, and every
+/// checkpoint pays two fsyncs whatever it copies: at 256, refreshes spent
+/// a tenth of their time waiting (1,024 served 1.10x as many).
+pub(super) const CHECKPOINT_EVERY: u32 = 1024;
 
 /// How long a checkpoint waits for SQLite's other users, and a rotation for
 /// a checkpoint.
