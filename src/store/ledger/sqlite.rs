@@ -270,16 +270,31 @@ impl InPlaceLedger {
     /// the WAL over. Blocking: run it off the runtime. It holds the writer
     /// meanwhile; rotations wait for it (see [`Self::checkpoint_finished`]).
     ///
-    /// RESTART, not PASSIVE: under a steady stream of rotations a passive
-    /// checkpoint never finds the WAL still, the WAL never starts over, and
-    /// it grows without end. RESTART waits (up to `wait`) for the writers and
-    /// readers of the moment to finish, and holds new writers back meanwhile.
+    /// RESTART, not PASSIVE alone: under a steady stream of rotations a
+    /// passive checkpoint never finds the WAL still, the WAL never starts
+    /// over, and it grows without end. RESTART waits (up to `wait`) for the
+    /// writers and readers of the moment to finish, and holds new writers
+    /// back meanwhile. So a PASSIVE one goes first, on a connection of its
+    /// own while rotations go on: it copies the WAL and pays its fsyncs,
+    /// and the RESTART that holds rotations back has only the last few
+    /// frames left to copy.
     pub(super) fn checkpoint(&self, wait: Duration) -> rusqlite::Result<()> {
+        if let Err(err) = self.checkpoint_passive() {
+            tracing::debug!(error = %err, "passive WAL checkpoint failed; restarting anyway");
+        }
         self.checkpointing.store(true, Ordering::Release);
         let result = self.checkpoint_holding_writer(wait);
         self.checkpointing.store(false, Ordering::Release);
         self.checkpoint_done.notify_waiters();
         result
+    }
+
+    fn checkpoint_passive(&self) -> rusqlite::Result<()> {
+        self.connect()?
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|_| ())
     }
 
     fn checkpoint_holding_writer(&self, wait: Duration) -> rusqlite::Result<()> {
