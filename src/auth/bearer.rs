@@ -26,29 +26,34 @@ pub enum Credentials {
 impl Credentials {
     /// Parses an `Authorization` header value: `Bearer <token>`, or an API
     /// key as `Token <key>` (Django REST framework's scheme) or
-    /// `Bearer <key>`; schemes in any case. `Token <jwt>` is malformed.
+    /// `Bearer <key>`; schemes in any case. `Token <jwt>` is malformed, and
+    /// so is a token that is not printable ASCII: a JWT is base64url and
+    /// dots, a key base62 and `_`. Bytes, not chars: this runs on every
+    /// request, and a token is a few hundred of them.
     pub fn from_header(value: Option<&[u8]>) -> Self {
         let Some(value) = value else {
             return Self::Missing;
         };
-        let Ok(value) = std::str::from_utf8(value) else {
+        let value = value.trim_ascii();
+        let Some(space) = value.iter().position(|&b| b == b' ') else {
             return Self::Malformed;
         };
-        let Some((scheme, token)) = value.trim().split_once(' ') else {
-            return Self::Malformed;
-        };
-        let token = token.trim();
-        if token.is_empty() || token.contains(char::is_whitespace) {
+        let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+        if token.is_empty() || !token.iter().all(u8::is_ascii_graphic) {
             return Self::Malformed;
         }
+        // ASCII, so this can't fail.
+        let Ok(token) = std::str::from_utf8(token) else {
+            return Self::Malformed;
+        };
         let key = api_key::is_key_scheme(token);
-        if scheme.eq_ignore_ascii_case("bearer") {
+        if scheme.eq_ignore_ascii_case(b"bearer") {
             if key {
                 Self::ApiKey(token.to_owned())
             } else {
                 Self::Bearer(token.to_owned())
             }
-        } else if scheme.eq_ignore_ascii_case("token") && key {
+        } else if scheme.eq_ignore_ascii_case(b"token") && key {
             Self::ApiKey(token.to_owned())
         } else {
             Self::Malformed
@@ -212,6 +217,19 @@ mod tests {
             Credentials::from_header(Some(b"Bearer \xff\xfe")),
             Credentials::Malformed
         );
+        // Not printable ASCII: no JWT and no key is.
+        for header in [
+            "Bearer abc\u{a0}def",
+            "Bearer abcé",
+            "Bearer a\u{2003}b",
+            "Bearer a\tb",
+        ] {
+            assert_eq!(
+                Credentials::from_header(Some(header.as_bytes())),
+                Credentials::Malformed,
+                "{header:?}"
+            );
+        }
     }
 
     #[test]
