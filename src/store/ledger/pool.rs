@@ -8,6 +8,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
     QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
 };
+use std::sync::Arc;
+
+use sea_orm::Statement;
 use uuid::Uuid;
 
 use super::{KeyHolder, Rotation, RotationRules};
@@ -16,11 +19,19 @@ use crate::store::TokenRef;
 #[derive(Clone)]
 pub(crate) struct PoolLedger {
     db: DatabaseConnection,
+    /// The guard's SQL in the pool's dialect, built once: sea_query built it
+    /// anew for every request, a tenth of `me`'s CPU on PostgreSQL.
+    guard_sql: Arc<str>,
 }
 
 impl PoolLedger {
     pub(crate) fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let nil = Uuid::nil();
+        let guard_sql = user_unless_revoked(nil, nil, nil)
+            .into_statement(db.get_database_backend())
+            .sql
+            .into();
+        Self { db, guard_sql }
     }
 
     pub(crate) async fn user_unless_revoked(
@@ -29,7 +40,14 @@ impl PoolLedger {
         sid: Uuid,
         jti: Uuid,
     ) -> Result<Option<user::Profile>, DbErr> {
-        Ok(user_unless_revoked(user_id, sid, jti)
+        // The placeholders in the order `user_unless_revoked` binds them
+        // (a unit test below holds it to that).
+        let statement = Statement::from_sql_and_values(
+            self.db.get_database_backend(),
+            &*self.guard_sql,
+            [user_id.into(), sid.into(), jti.into()],
+        );
+        Ok(user::Profile::find_by_statement(statement)
             .all(&self.db)
             .await?
             .into_iter()
@@ -298,7 +316,7 @@ fn key_holder(key_hash: &str) -> sea_orm::Selector<sea_orm::SelectModel<HolderRo
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::DbBackend;
+    use sea_orm::{DbBackend, Value};
 
     use super::*;
 
@@ -311,6 +329,22 @@ mod tests {
                 .to_string();
             assert!(sql.contains("username"), "{sql}");
             assert!(!sql.contains("password_hash"), "{sql}");
+        }
+    }
+
+    /// `PoolLedger` keeps the SQL and binds the user, the session and the
+    /// token, in that order.
+    #[test]
+    fn the_guard_s_query_binds_user_session_token_in_that_order() {
+        let (id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let values = user_unless_revoked(id, sid, jti)
+                .into_statement(backend)
+                .values
+                .expect("bound values")
+                .0;
+            let expected: Vec<Value> = vec![id.into(), sid.into(), jti.into()];
+            assert_eq!(values, expected, "{backend:?}");
         }
     }
 }
