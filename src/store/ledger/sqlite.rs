@@ -365,9 +365,6 @@ impl InPlaceLedger {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // As the readers: the pages a rotation reads (the blacklist's index
-        // above all) come from the mapped file, not a copy per cache miss.
-        conn.pragma_update(None, "mmap_size", 64 * 1024 * 1024)?;
         Ok(conn)
     }
 
