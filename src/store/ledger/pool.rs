@@ -1,16 +1,15 @@
 //! The token ledger on SeaORM's pool: PostgreSQL's path, and SQLite's when
 //! it can't run in place (an in-memory database, or the file was busy).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::{api_key, revocation, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
+    QueryFilter, QuerySelect, Set, SqlErr, Statement, TransactionTrait,
 };
-use std::sync::Arc;
-
-use sea_orm::Statement;
 use uuid::Uuid;
 
 use super::{KeyHolder, Rotation, RotationRules};
@@ -320,31 +319,23 @@ mod tests {
 
     use super::*;
 
+    /// The guard's query reads no password hash, and binds the user, the
+    /// session and the token in that order (`PoolLedger` keeps the SQL and
+    /// binds them so).
     #[test]
-    fn the_guard_s_query_reads_no_password_hash() {
+    fn the_guard_s_query_reads_no_password_hash_and_binds_user_session_token() {
         let (id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            let sql = user_unless_revoked(id, sid, jti)
-                .into_statement(backend)
-                .to_string();
+            let statement = user_unless_revoked(id, sid, jti).into_statement(backend);
+            let sql = statement.to_string();
             assert!(sql.contains("username"), "{sql}");
             assert!(!sql.contains("password_hash"), "{sql}");
-        }
-    }
-
-    /// `PoolLedger` keeps the SQL and binds the user, the session and the
-    /// token, in that order.
-    #[test]
-    fn the_guard_s_query_binds_user_session_token_in_that_order() {
-        let (id, sid, jti) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            let values = user_unless_revoked(id, sid, jti)
-                .into_statement(backend)
-                .values
-                .expect("bound values")
-                .0;
             let expected: Vec<Value> = vec![id.into(), sid.into(), jti.into()];
-            assert_eq!(values, expected, "{backend:?}");
+            assert_eq!(
+                statement.values.expect("bound values").0,
+                expected,
+                "{backend:?}"
+            );
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::store::TokenRef;
 /// Reader connections kept for reuse; more are opened when threads read at once.
 const MAX_IDLE: usize = 8;
 
-/// Commits in place between two checkpoints. A rotation writes five or six
+/// Commits in place between two checkpoints. A rotation writes six or seven
 /// pages, so the WAL holds at most about 7,000 (28 MiB) before it starts
 /// over. Rotations wait while a checkpoint holds the writer, and every
 /// checkpoint pays two fsyncs whatever it copies: at 256, refreshes spent
