@@ -41,8 +41,8 @@ const MAX_IDLE: usize = 8;
 /// Commits in place between two checkpoints. A rotation writes six or seven
 /// pages, so the WAL holds at most about 7,000 (28 MiB) before it starts
 /// over. Rotations wait while a checkpoint holds the writer, and every
-/// checkpoint pays two fsyncs whatever it copies: at 256, refreshes spent
-/// a tenth of their time waiting (1,024 served 1.10x as many).
+/// checkpoint pays two fsyncs whatever it copies: at 256, the server's core
+/// sat idle 13% of a refresh benchmark (1,024 served 1.10x as many).
 pub(super) const CHECKPOINT_EVERY: u32 = 1024;
 
 /// How long a checkpoint waits for SQLite's other users, and a rotation for
@@ -267,8 +267,8 @@ impl InPlaceLedger {
     }
 
     /// Copies the WAL into the database file and has the next write start
-    /// the WAL over. Blocking: run it off the runtime. It holds the writer
-    /// meanwhile; rotations wait for it (see [`Self::checkpoint_finished`]).
+    /// the WAL over. Blocking: run it off the runtime. Its RESTART step holds
+    /// the writer; rotations wait for it (see [`Self::checkpoint_finished`]).
     ///
     /// RESTART, not PASSIVE alone: under a steady stream of rotations a
     /// passive checkpoint never finds the WAL still, the WAL never starts
