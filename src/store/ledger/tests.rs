@@ -594,10 +594,12 @@ async fn rotations_in_place_keep_the_wal_from_growing() {
     let page = 4096;
     // With passive checkpoints only, the WAL grew by about five pages a
     // rotation (10,548 pages after 2,000) and never started over: about
-    // twenty per CHECKPOINT_EVERY after these rotations, where one
-    // interval's worth (six or seven a rotation) is the most with RESTART.
+    // twenty per CHECKPOINT_EVERY after these rotations. With RESTART the
+    // most is one interval's worth (six or seven a rotation) and what the
+    // rotations write while the passive checkpoint before it copies: 6,900
+    // to 7,500 pages alone, 8,500 beside the whole suite.
     eprintln!("largest WAL: {} pages", largest / page);
-    let bound = u64::from(CHECKPOINT_EVERY) * 8 * page;
+    let bound = u64::from(CHECKPOINT_EVERY) * 12 * page;
     assert!(largest < bound, "largest WAL {largest} bytes");
 }
 
@@ -644,6 +646,73 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
         in_place.commits(),
         commits + 1,
         "it ran in place once the checkpoint let go, not through the pool"
+    );
+}
+
+/// Frames in the WAL of the database in `dir` since it last started over.
+fn wal_frames(dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("ledger.db")).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |row| row.get(1))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_rotations_in_place_share_one_commit() {
+    let fixture = fixture(Backend::SqliteInPlace).await.unwrap();
+    let store = &fixture.store;
+    let super::TokenLedger::InPlace(in_place) = &store.ledger else {
+        panic!("in place");
+    };
+    let mut tokens = Vec::new();
+    for name in 0..16 {
+        let (holder, sid) = user(store, &format!("user{name}")).await;
+        tokens.push(token(holder.id, sid));
+    }
+    in_place
+        .checkpoint(std::time::Duration::from_secs(5))
+        .unwrap();
+    let outcomes = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|old| store.rotate(old, Utc::now(), 0, RotationRules::default())),
+    )
+    .await;
+    for outcome in outcomes {
+        assert!(matches!(outcome.unwrap(), Rotation::Rotated(_)));
+    }
+    for old in &tokens {
+        assert!(store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap());
+        assert!(!store.is_revoked(old.sid, Uuid::new_v4()).await.unwrap());
+    }
+    assert_eq!(in_place.commits(), 16);
+    // One at a time, each rotation writes its pages again: four or more.
+    let frames = wal_frames(fixture._dir.path());
+    assert!(frames < 16, "{frames} WAL frames for 16 rotations");
+}
+
+#[tokio::test]
+async fn a_gathering_rotation_dropped_still_answers_the_rest() {
+    let fixture = fixture(Backend::SqliteInPlace).await.unwrap();
+    let store = &fixture.store;
+    let (alice, alice_sid) = user(store, "alice").await;
+    let (bob, bob_sid) = user(store, "bob").await;
+    let first = token(alice.id, alice_sid);
+    let second = token(bob.id, bob_sid);
+    let mut gathering = Box::pin(store.rotate(&first, Utc::now(), 0, RotationRules::default()));
+    assert!(
+        futures::poll!(gathering.as_mut()).is_pending(),
+        "it gathers"
+    );
+    let mut queued = Box::pin(store.rotate(&second, Utc::now(), 0, RotationRules::default()));
+    assert!(
+        futures::poll!(queued.as_mut()).is_pending(),
+        "it waits for the batch"
+    );
+    drop(gathering);
+    assert!(matches!(queued.await.unwrap(), Rotation::Rotated(_)));
+    assert!(
+        store.is_revoked(Uuid::new_v4(), first.jti).await.unwrap(),
+        "the dropped request's rotation committed with the rest"
     );
 }
 
