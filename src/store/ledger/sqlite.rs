@@ -14,9 +14,11 @@
 //! Nothing is cached: every call reads the tables, so a revocation committed
 //! by any process on the file counts on the next request. Readers are
 //! `query_only`; in WAL mode they neither wait for the writer nor block it.
-//! Nothing here waits for a lock (busy timeout 0): when SQLite answers busy,
-//! the same work goes through the pool ([`PoolLedger`]), which waits its turn
-//! on sqlx's threads. Any other error is an error. The writer never
+//! Nothing on the runtime's thread waits for a lock (busy timeout 0): when
+//! SQLite answers busy, a read goes through the pool ([`PoolLedger`]),
+//! which waits its turn on sqlx's threads, and a batch of rotations waits
+//! on a blocking thread, still as one transaction (the pool's path if that
+//! too times out). Any other error is an error. The writer never
 //! checkpoints on its own: every [`CHECKPOINT_EVERY`] rotations a blocking
 //! thread checkpoints the WAL, so no fsync runs on the runtime's thread.
 
@@ -107,6 +109,17 @@ struct Job {
 struct Queue {
     waiting: Vec<(Job, tokio::sync::oneshot::Sender<Result<InPlace, DbErr>>)>,
     gathering: bool,
+}
+
+/// Sends each waiting rotation its outcome; a request that went away
+/// meanwhile needs none.
+fn answer(
+    answers: Vec<tokio::sync::oneshot::Sender<Result<InPlace, DbErr>>>,
+    outcomes: Vec<Result<InPlace, DbErr>>,
+) {
+    for (answer, outcome) in answers.into_iter().zip(outcomes) {
+        let _ = answer.send(outcome);
+    }
 }
 
 /// Runs the queue when dropped.
@@ -230,9 +243,10 @@ impl InPlaceLedger {
     /// See [`super::TokenLedger::rotate`]: in place, in one transaction that
     /// holds the write lock from its first statement, shared with the
     /// rotations that arrive meanwhile (see [`Self::rotate_together`]). A
-    /// rotation that meets a checkpoint waits for it (at most
-    /// [`CHECKPOINT_WAIT`]) and tries again; one that meets any other writer
-    /// goes through the pool.
+    /// batch that meets a checkpoint or another writer waits for it on a
+    /// blocking thread (SQLite's lock at most [`CHECKPOINT_WAIT`]); a
+    /// rotation still busy after that waits for a checkpoint under way and
+    /// tries again, and goes through the pool if that fails too.
     pub(crate) async fn rotate(
         self: &Arc<Self>,
         old: &TokenRef,
@@ -302,25 +316,42 @@ impl InPlaceLedger {
                 std::mem::take(&mut queue.waiting)
             };
             let (jobs, answers): (Vec<Job>, Vec<_>) = batch.into_iter().unzip();
-            let outcomes = self.rotate_batch(&jobs);
-            for (answer, outcome) in answers.into_iter().zip(outcomes) {
-                // A request that went away meanwhile needs no answer.
-                let _ = answer.send(outcome);
+            let outcomes = self.rotate_batch(&jobs, Duration::ZERO);
+            let busy = outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Ok(InPlace::Busy)));
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) if busy => {
+                    // A checkpoint or another process holds the lock: the
+                    // batch waits for it off the runtime, still as one
+                    // transaction, rather than each rotation queueing on
+                    // the pool.
+                    let ledger = self.clone();
+                    runtime.spawn_blocking(move || {
+                        answer(answers, ledger.rotate_batch(&jobs, CHECKPOINT_WAIT));
+                    });
+                }
+                _ => answer(answers, outcomes),
             }
         }
     }
 
     /// The rotations of `jobs` in one transaction, an outcome each. When it
     /// fails other than busy, each runs again in a transaction of its own,
-    /// so one rotation's error is that rotation's alone.
-    fn rotate_batch(self: &Arc<Self>, jobs: &[Job]) -> Vec<Result<InPlace, DbErr>> {
-        // Held by a checkpoint: don't wait.
-        let mut slot = match self.writer.try_lock() {
-            Ok(slot) => slot,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return jobs.iter().map(|_| Ok(InPlace::Busy)).collect();
+    /// so one rotation's error is that rotation's alone. With `wait` zero
+    /// (on the runtime) it waits for nothing; else (on a blocking thread)
+    /// for the writer, then up to `wait` for SQLite's lock.
+    fn rotate_batch(self: &Arc<Self>, jobs: &[Job], wait: Duration) -> Vec<Result<InPlace, DbErr>> {
+        let mut slot = if wait.is_zero() {
+            match self.writer.try_lock() {
+                Ok(slot) => slot,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    return jobs.iter().map(|_| Ok(InPlace::Busy)).collect();
+                }
             }
+        } else {
+            self.writer.lock().unwrap_or_else(PoisonError::into_inner)
         };
         let mut conn = match self.writer_from(&mut slot) {
             Ok(conn) => conn,
@@ -331,6 +362,12 @@ impl InPlaceLedger {
                     .collect();
             }
         };
+        if let Err(err) = conn.busy_timeout(wait) {
+            return jobs
+                .iter()
+                .map(|_| Err(failed("cannot set the writer's wait", &err)))
+                .collect();
+        }
         let results: Vec<rusqlite::Result<(Rotation, bool)>> = match rotate_in(&mut conn, jobs) {
             Ok(done) => done.into_iter().map(Ok).collect(),
             Err(err) if is_busy(&err) => jobs.iter().map(|_| Err(busy())).collect(),
@@ -343,9 +380,11 @@ impl InPlaceLedger {
             }
         };
         // Keep the connection unless it failed in an unexpected way.
-        if results
-            .iter()
-            .all(|result| result.as_ref().map_or_else(is_busy, |_| true))
+        let reset = wait.is_zero() || conn.busy_timeout(Duration::ZERO).is_ok();
+        if reset
+            && results
+                .iter()
+                .all(|result| result.as_ref().map_or_else(is_busy, |_| true))
         {
             *slot = Some(conn);
         }

@@ -539,9 +539,12 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
 }
 
 #[tokio::test]
-async fn a_rotation_meeting_another_writer_goes_through_the_pool_and_waits() {
+async fn a_rotation_meeting_another_writer_waits_for_it_in_place() {
     let fixture = fixture(Backend::SqliteInPlace).await.unwrap();
     let store = &fixture.store;
+    let super::TokenLedger::InPlace(in_place) = &store.ledger else {
+        panic!("in place");
+    };
     let (alice, sid) = user(store, "alice").await;
     let old = token(alice.id, sid);
     // Another writer holds SQLite's write lock.
@@ -558,16 +561,18 @@ async fn a_rotation_meeting_another_writer_goes_through_the_pool_and_waits() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(
-        !rotation.is_finished(),
-        "it waits for the lock on the pool's side"
-    );
+    assert!(!rotation.is_finished(), "it waits for the lock");
     txn.commit().await.unwrap();
     assert!(matches!(
         rotation.await.unwrap().unwrap(),
         Rotation::Rotated(_)
     ));
     assert!(store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap());
+    assert_eq!(
+        in_place.commits(),
+        1,
+        "in place, on a blocking thread, not through the pool"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
