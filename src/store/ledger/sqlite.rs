@@ -280,9 +280,8 @@ impl InPlaceLedger {
     /// rotations touched it (the tail of `revocations` and its expiry index,
     /// the sessions): under the refresh benchmark a rotation wrote 0.7 WAL
     /// frames where it wrote 5.3 alone, and the transaction's own cost is
-    /// shared.
-    /// Each rotation still gets its own outcome, and none is answered
-    /// before the commit that holds it.
+    /// shared. Each rotation still gets its own outcome, and none is
+    /// answered before the commit that holds it.
     async fn rotate_together(self: &Arc<Self>, job: Job) -> Result<InPlace, DbErr> {
         let (answer, outcome) = tokio::sync::oneshot::channel();
         let gathers = {
