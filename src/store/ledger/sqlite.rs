@@ -23,7 +23,7 @@
 //! thread checkpoints the WAL, so no fsync runs on the runtime's thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
@@ -85,16 +85,11 @@ pub(crate) struct InPlaceLedger {
     queue: Mutex<Queue>,
     /// Rotations in place that wrote.
     commits: AtomicU32,
-    /// Set while a checkpoint holds the writer; `checkpoint_done` tells when
-    /// it lets go.
-    checkpointing: AtomicBool,
-    checkpoint_done: tokio::sync::Notify,
     /// Where work goes when SQLite is busy.
     pool: PoolLedger,
 }
 
 /// One rotation's arguments, as [`InPlaceLedger::rotate`] takes them.
-#[derive(Clone, Copy)]
 struct Job {
     old: TokenRef,
     now: DateTime<Utc>,
@@ -163,8 +158,6 @@ impl InPlaceLedger {
             writer: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             commits: AtomicU32::new(0),
-            checkpointing: AtomicBool::new(false),
-            checkpoint_done: tokio::sync::Notify::new(),
             pool: PoolLedger::new(db.clone()),
         };
         // Fail at start, not on the first request, if the file can't be used so.
@@ -245,8 +238,7 @@ impl InPlaceLedger {
     /// rotations that arrive meanwhile (see [`Self::rotate_together`]). A
     /// batch that meets a checkpoint or another writer waits for it on a
     /// blocking thread (SQLite's lock at most [`CHECKPOINT_WAIT`]); a
-    /// rotation still busy after that waits for a checkpoint under way and
-    /// tries again, and goes through the pool if that fails too.
+    /// rotation still busy after that goes through the pool.
     pub(crate) async fn rotate(
         self: &Arc<Self>,
         old: &TokenRef,
@@ -260,11 +252,7 @@ impl InPlaceLedger {
             new_expires_at,
             rules,
         };
-        let mut attempt = self.rotate_together(job).await?;
-        if matches!(attempt, InPlace::Busy) && self.checkpoint_finished(CHECKPOINT_WAIT).await {
-            attempt = self.rotate_together(job).await?;
-        }
-        match attempt {
+        match self.rotate_together(job).await? {
             InPlace::Done(rotation) => Ok(rotation),
             InPlace::Busy => {
                 tracing::debug!("SQLite busy in place; rotating through the pool");
@@ -361,7 +349,10 @@ impl InPlaceLedger {
                     .collect();
             }
         };
-        if let Err(err) = conn.busy_timeout(wait) {
+        // The writer's busy timeout is zero but while a blocking thread waits.
+        if !wait.is_zero()
+            && let Err(err) = conn.busy_timeout(wait)
+        {
             return jobs
                 .iter()
                 .map(|_| Err(failed("cannot set the writer's wait", &err)))
@@ -435,7 +426,8 @@ impl InPlaceLedger {
 
     /// Copies the WAL into the database file and has the next write start
     /// the WAL over. Blocking: run it off the runtime. Its RESTART step holds
-    /// the writer; rotations wait for it (see [`Self::checkpoint_finished`]).
+    /// the writer; rotations wait for it on a blocking thread (see
+    /// [`Self::run_queue`]).
     ///
     /// RESTART, not PASSIVE alone: under a steady stream of rotations a
     /// passive checkpoint never finds the WAL still, the WAL never starts
@@ -449,11 +441,7 @@ impl InPlaceLedger {
         if let Err(err) = self.checkpoint_passive() {
             tracing::debug!(error = %err, "passive WAL checkpoint failed; restarting anyway");
         }
-        self.checkpointing.store(true, Ordering::Release);
-        let result = self.checkpoint_holding_writer(wait);
-        self.checkpointing.store(false, Ordering::Release);
-        self.checkpoint_done.notify_waiters();
-        result
+        self.checkpoint_holding_writer(wait)
     }
 
     fn checkpoint_passive(&self) -> rusqlite::Result<()> {
@@ -481,24 +469,10 @@ impl InPlaceLedger {
         }
     }
 
-    /// Waits, at most `limit`, for a checkpoint that holds the writer to let
-    /// go. False at once when none runs. A rotation that waits here rather
-    /// than taking the pool's path skips the pool's waits for SQLite's lock,
-    /// which sleep in steps of milliseconds.
-    async fn checkpoint_finished(&self, limit: Duration) -> bool {
-        let notified = self.checkpoint_done.notified();
-        tokio::pin!(notified);
-        // Registered before the flag is read, so the end can't slip between.
-        notified.as_mut().enable();
-        if !self.checkpointing.load(Ordering::Acquire) {
-            return false;
-        }
-        tokio::time::timeout(limit, notified).await.is_ok()
-    }
-
+    /// Is the writer held (by a checkpoint, when no rotation runs)?
     #[cfg(test)]
-    pub(super) fn is_checkpointing(&self) -> bool {
-        self.checkpointing.load(Ordering::Acquire)
+    pub(super) fn writer_is_held(&self) -> bool {
+        self.writer.try_lock().is_err()
     }
 
     #[cfg(test)]

@@ -626,7 +626,7 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
         let in_place = in_place.clone();
         move || in_place.checkpoint(std::time::Duration::from_secs(5))
     });
-    while !in_place.is_checkpointing() {
+    while !in_place.writer_is_held() {
         tokio::task::yield_now().await;
     }
     let commits = in_place.commits();
