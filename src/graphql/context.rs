@@ -28,7 +28,8 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// The refresh cookie's token, in cookie mode: `refreshToken` and
     /// `logout` take it when their argument is null. It authenticates
-    /// nothing else.
+    /// nothing else, and a request an API key authenticates has none: a
+    /// key's caller is a program, never the browser the cookie belongs to.
     pub refresh_cookie: Option<String>,
     /// The authentication result, computed on first use.
     outcome: Mutex<Option<Outcome>>,
@@ -41,6 +42,10 @@ impl RequestMeta {
         user_agent: Option<String>,
         refresh_cookie: Option<String>,
     ) -> Self {
+        let refresh_cookie = match credentials {
+            Credentials::ApiKey(_) => None,
+            _ => refresh_cookie,
+        };
         Self {
             credentials,
             client_ip,
@@ -200,7 +205,9 @@ impl ContextExt for Context<'_> {
     }
 
     fn clear_refresh_cookie(&self) {
-        if self.state().refresh_cookie {
+        // A key's caller never touches the cookie of a browser beside it.
+        let by_key = matches!(self.meta().credentials, Credentials::ApiKey(_));
+        if self.state().refresh_cookie && !by_key {
             self.insert_http_header("set-cookie", cookie::clear());
         }
     }

@@ -651,3 +651,55 @@ async fn cookie_mode_warns_of_cross_site_origins_at_start() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("https://app.example.net"), "{text}");
 }
+
+#[apply(backends)]
+async fn an_api_key_caller_never_touches_the_refresh_cookie(#[case] backend: Backend) {
+    let Some(server) = TestServer::start_with(backend, &cookie_mode()).await else {
+        return;
+    };
+    let (signup, cookie) = signup_in_cookie_mode(&server, "keyed").await;
+    let access = signup.body["data"]["signup"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = server
+        .gql(
+            Some(&access),
+            "mutation($p: String!) { createApiKey(name: \"ci\", password: $p) { key } }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+    let key = body["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let token = format!("Token {key}");
+    let logout = "mutation($t: String) { logout(refreshToken: $t) }";
+
+    // A program holding the key beside a browser's cookie: `logout` with no
+    // argument is `logout` with neither, and ends nothing.
+    let answer = post(
+        &server,
+        &[("authorization", &token), ("cookie", &with_cookie(&cookie))],
+        logout,
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer.body["data"]["logout"], true, "{}", answer.body);
+    assert!(answer.cookie().is_none(), "{:?}", answer.headers);
+    let answer = refresh_from_cookie(&server, &cookie, Some(APP)).await;
+    let cookie = answer.cookie_value();
+
+    // Its argument ends that session, and the cookie is still left to the browser.
+    let answer = post(
+        &server,
+        &[("authorization", &token), ("cookie", &with_cookie(&cookie))],
+        logout,
+        json!({ "t": cookie }),
+    )
+    .await;
+    assert_eq!(answer.body["data"]["logout"], true, "{}", answer.body);
+    assert!(answer.cookie().is_none(), "{:?}", answer.headers);
+    let answer = refresh_from_cookie(&server, &cookie, Some(APP)).await;
+    assert_eq!(reason(&answer.body), "revoked", "{}", answer.body);
+}
