@@ -11,6 +11,7 @@ use super::types::AuthPayload;
 use crate::auth::AuthFailure;
 use crate::auth::mfa::{MAX_FAILURES, mfa_token_hash, new_mfa_token};
 use crate::error::AppError;
+use crate::store::{Finish, Proof};
 
 /// A new authenticator, to scan or type in. MFA is on only once
 /// `confirmTotpEnrollment` gets a first correct code.
@@ -28,6 +29,32 @@ const MFA_ON: &str = "MFA is on already: disable it first";
 const MFA_OFF: &str = "MFA is not on for this account";
 const NOTHING_PENDING: &str = "No enrollment is pending: call startTotpEnrollment first";
 
+/// What `code` could prove for `user_id`'s enabled credential (see
+/// [`Proof`]): `None` when MFA is off.
+async fn proof_of(ctx: &Context<'_>, user_id: Uuid, code: &str) -> Result<Option<Proof>, AppError> {
+    let state = ctx.state();
+    let Some(totp) = state
+        .store
+        .totp_of(user_id)
+        .await?
+        .filter(|totp| totp.enabled_at.is_some())
+    else {
+        return Ok(None);
+    };
+    let now = state.clock.now().timestamp();
+    let steps = state
+        .mfa
+        .steps_of(&totp.sealed_secret, code, now)
+        .map_err(AppError::internal)?;
+    Ok(Some(Proof {
+        steps: steps
+            .into_iter()
+            .filter(|step| *step > totp.last_step)
+            .collect(),
+        recovery_mac: state.mfa.recovery_mac(code),
+    }))
+}
+
 /// Does `code` (a TOTP code, or a recovery code) prove the second factor of
 /// `user_id`? A TOTP code counts only for a step later than the last one
 /// accepted, a recovery code once: of concurrent requests with one code,
@@ -37,29 +64,16 @@ pub(super) async fn second_factor(
     user_id: Uuid,
     code: &str,
 ) -> Result<bool, AppError> {
-    let state = ctx.state();
-    let Some(totp) = state
-        .store
-        .totp_of(user_id)
-        .await?
-        .filter(|totp| totp.enabled_at.is_some())
-    else {
+    let Some(proof) = proof_of(ctx, user_id, code).await? else {
         return Ok(false);
     };
-    let now = state.clock.now().timestamp();
-    let steps = state
-        .mfa
-        .steps_of(&totp.sealed_secret, code, now)
-        .map_err(AppError::internal)?;
-    for step in steps.into_iter().filter(|step| *step > totp.last_step) {
-        if state.store.accept_step(user_id, step).await? {
-            return Ok(true);
-        }
-    }
-    match state.mfa.recovery_mac(code) {
-        Some(mac) => Ok(state.store.use_recovery_code(user_id, &mac, now).await?),
-        None => Ok(false),
-    }
+    let now = ctx.state().clock.now().timestamp();
+    Ok(ctx
+        .state()
+        .store
+        .use_proof(user_id, &proof, now)
+        .await?
+        .is_some())
 }
 
 /// Checks the caller's password again (counted in the account's throttle,
@@ -143,6 +157,16 @@ pub(super) async fn challenge(ctx: &Context<'_>, user_id: Uuid) -> Result<String
         })
         .await?;
     Ok(token)
+}
+
+/// Why a challenge can't be answered: used up, ended, out of attempts
+/// (`revoked`) or past its time (`expired`).
+fn dead(challenge: &mfa_challenge::Model, now: i64) -> AuthFailure {
+    if challenge.ended_at.is_none() && challenge.expires_at <= now {
+        AuthFailure::Expired
+    } else {
+        AuthFailure::Revoked
+    }
 }
 
 #[derive(Default)]
@@ -290,11 +314,11 @@ impl MfaMutation {
             .challenge(&mfa_token_hash(&mfa_token))
             .await?
             .ok_or(AuthFailure::Invalid)?;
-        if challenge.ended_at.is_some() || challenge.failures >= MAX_FAILURES {
-            return Err(AuthFailure::Revoked.into());
-        }
-        if challenge.expires_at <= now {
-            return Err(AuthFailure::Expired.into());
+        if challenge.ended_at.is_some()
+            || challenge.failures >= MAX_FAILURES
+            || challenge.expires_at <= now
+        {
+            return Err(dead(&challenge, now).into());
         }
         let user = state
             .store
@@ -302,16 +326,27 @@ impl MfaMutation {
             .await?
             .ok_or(AuthFailure::Invalid)?;
         let attempt = ctx.throttle(&user.username).await?;
-        if !second_factor(ctx, user.id, &code).await? {
-            state
-                .store
-                .challenge_failed(challenge.id, MAX_FAILURES, now)
-                .await?;
-            state.metrics.logins.with_label_values(&["failed"]).inc();
-            return Err(AppError::InvalidCode);
+        // An attempt is reserved before the code is checked, so however
+        // many arrive at once, at most MAX_FAILURES are ever checked.
+        if !state
+            .store
+            .reserve_attempt(challenge.id, MAX_FAILURES, now)
+            .await?
+        {
+            return Err(dead(&challenge, now).into());
         }
-        if !state.store.end_challenge(challenge.id, now).await? {
-            return Err(AuthFailure::Revoked.into());
+        let proof = proof_of(ctx, user.id, &code).await?.unwrap_or_default();
+        match state
+            .store
+            .finish_challenge(challenge.id, user.id, &proof, now)
+            .await?
+        {
+            Finish::Done(_) => {}
+            Finish::WrongCode => {
+                state.metrics.logins.with_label_values(&["failed"]).inc();
+                return Err(AppError::InvalidCode);
+            }
+            Finish::Gone => return Err(dead(&challenge, now).into()),
         }
         ctx.check_passed(attempt).await?;
         // A password change since the login voided its mfaToken; this

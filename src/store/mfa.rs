@@ -67,6 +67,69 @@ async fn end_others_in(
     Ok(others.len() as u64)
 }
 
+/// What a presented code could be for a user's credential: the TOTP steps
+/// it matches (later than the last accepted), and the MAC it would have as a
+/// recovery code. Using it up takes the first that counts.
+#[derive(Debug, Default)]
+pub struct Proof {
+    pub steps: Vec<i64>,
+    pub recovery_mac: Option<String>,
+}
+
+/// The factor a code proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Totp,
+    RecoveryCode,
+}
+
+/// How [`Store::finish_challenge`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Signed in with this factor: the code is used, the challenge ended.
+    Done(Factor),
+    /// The code counts for nothing; nothing changed.
+    WrongCode,
+    /// Another request ended the challenge (or it expired); nothing changed.
+    Gone,
+}
+
+/// Records the first of `proof`'s steps later than the last accepted (an
+/// enabled credential's), else uses its recovery code; each one conditional
+/// write, so of concurrent requests with one code one wins.
+async fn use_proof_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    proof: &Proof,
+    now: i64,
+) -> Result<Option<Factor>, DbErr> {
+    for &step in &proof.steps {
+        let accepted = totp_credential::Entity::update_many()
+            .col_expr(totp_credential::Column::LastStep, Expr::value(step))
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .filter(totp_credential::Column::EnabledAt.is_not_null())
+            .filter(totp_credential::Column::LastStep.lt(step))
+            .exec(db)
+            .await?;
+        if accepted.rows_affected == 1 {
+            return Ok(Some(Factor::Totp));
+        }
+    }
+    if let Some(mac) = &proof.recovery_mac {
+        let used = recovery_code::Entity::update_many()
+            .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .filter(recovery_code::Column::CodeMac.eq(mac.as_str()))
+            .filter(recovery_code::Column::UsedAt.is_null())
+            .exec(db)
+            .await?;
+        if used.rows_affected == 1 {
+            return Ok(Some(Factor::RecoveryCode));
+        }
+    }
+    Ok(None)
+}
+
 impl Store {
     /// The user's TOTP credential, pending or enabled.
     #[tracing::instrument(name = "db.mfa.totp", level = "debug", skip_all, err)]
@@ -160,37 +223,16 @@ impl Store {
         Ok(Some(ended))
     }
 
-    /// Records `step` as the newest accepted code of the user's enabled
-    /// credential, if it is later than the last: `true` for the one request
-    /// that wins.
-    #[tracing::instrument(name = "db.mfa.accept_step", level = "debug", skip_all, err)]
-    pub async fn accept_step(&self, user_id: Uuid, step: i64) -> Result<bool, DbErr> {
-        let accepted = totp_credential::Entity::update_many()
-            .col_expr(totp_credential::Column::LastStep, Expr::value(step))
-            .filter(totp_credential::Column::UserId.eq(user_id))
-            .filter(totp_credential::Column::EnabledAt.is_not_null())
-            .filter(totp_credential::Column::LastStep.lt(step))
-            .exec(&self.db)
-            .await?;
-        Ok(accepted.rows_affected == 1)
-    }
-
-    /// Uses the recovery code with this MAC: `true` once.
-    #[tracing::instrument(name = "db.mfa.use_recovery_code", level = "debug", skip_all, err)]
-    pub async fn use_recovery_code(
+    /// Uses `proof` up for the user's enabled credential (see [`Proof`]):
+    /// what it was, or `None` when neither a step nor the code counts.
+    #[tracing::instrument(name = "db.mfa.use_proof", level = "debug", skip_all, err)]
+    pub async fn use_proof(
         &self,
         user_id: Uuid,
-        mac: &str,
+        proof: &Proof,
         now: i64,
-    ) -> Result<bool, DbErr> {
-        let used = recovery_code::Entity::update_many()
-            .col_expr(recovery_code::Column::UsedAt, Expr::value(now))
-            .filter(recovery_code::Column::UserId.eq(user_id))
-            .filter(recovery_code::Column::CodeMac.eq(mac))
-            .filter(recovery_code::Column::UsedAt.is_null())
-            .exec(&self.db)
-            .await?;
-        Ok(used.rows_affected == 1)
+    ) -> Result<Option<Factor>, DbErr> {
+        use_proof_in(&self.db, user_id, proof, now).await
     }
 
     /// Replaces the user's recovery codes.
@@ -247,37 +289,56 @@ impl Store {
             .await
     }
 
-    /// Counts a wrong code against challenge `id`; the `max`-th ends it.
-    #[tracing::instrument(name = "db.mfa.challenge_failed", level = "debug", skip_all, err)]
-    pub async fn challenge_failed(&self, id: Uuid, max: i32, now: i64) -> Result<(), DbErr> {
+    /// Reserves one of challenge `id`'s `max` attempts before its code is
+    /// checked: `true` for a request that got one while the challenge is live
+    /// at `now`. One conditional write, so of any number of concurrent
+    /// requests at most `max` are ever checked; a right code then ends the
+    /// challenge ([`Store::finish_challenge`]), a wrong one keeps its attempt.
+    #[tracing::instrument(name = "db.mfa.reserve_attempt", level = "debug", skip_all, err)]
+    pub async fn reserve_attempt(&self, id: Uuid, max: i32, now: i64) -> Result<bool, DbErr> {
         let failures = Expr::col(mfa_challenge::Column::Failures);
-        mfa_challenge::Entity::update_many()
-            .col_expr(mfa_challenge::Column::Failures, failures.clone().add(1))
-            .col_expr(
-                mfa_challenge::Column::EndedAt,
-                Expr::case(failures.add(1).gte(max), Expr::value(now))
-                    .finally(Expr::col(mfa_challenge::Column::EndedAt))
-                    .into(),
-            )
+        let reserved = mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::Failures, failures.add(1))
             .filter(mfa_challenge::Column::Id.eq(id))
             .filter(mfa_challenge::Column::EndedAt.is_null())
+            .filter(mfa_challenge::Column::Failures.lt(max))
+            .filter(mfa_challenge::Column::ExpiresAt.gt(now))
             .exec(&self.db)
             .await?;
-        Ok(())
+        Ok(reserved.rows_affected == 1)
     }
 
-    /// Uses challenge `id` up: `true` for the one request that does, while
-    /// it is live at `now`.
-    #[tracing::instrument(name = "db.mfa.end_challenge", level = "debug", skip_all, err)]
-    pub async fn end_challenge(&self, id: Uuid, now: i64) -> Result<bool, DbErr> {
+    /// Finishes challenge `id` with `proof`, in one transaction: the code is
+    /// used up exactly when the challenge ends here, so a request that loses
+    /// the challenge to another spends no recovery code and no step.
+    #[tracing::instrument(name = "db.mfa.finish_challenge", level = "debug", skip_all, err)]
+    pub async fn finish_challenge(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        proof: &Proof,
+        now: i64,
+    ) -> Result<Finish, DbErr> {
+        let txn = self.db.begin().await?;
+        // The factor's rows first, then the challenge's: the order
+        // `disable_mfa` takes them in, so the two never wait on each other.
+        let Some(factor) = use_proof_in(&txn, user_id, proof, now).await? else {
+            txn.rollback().await?;
+            return Ok(Finish::WrongCode);
+        };
         let ended = mfa_challenge::Entity::update_many()
             .col_expr(mfa_challenge::Column::EndedAt, Expr::value(now))
             .filter(mfa_challenge::Column::Id.eq(id))
             .filter(mfa_challenge::Column::EndedAt.is_null())
             .filter(mfa_challenge::Column::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(ended.rows_affected == 1)
+        if ended.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(Finish::Gone);
+        }
+        txn.commit().await?;
+        Ok(Finish::Done(factor))
     }
 
     /// Deletes challenges that expired before `cutoff`.

@@ -16,6 +16,7 @@ pub use api_keys::{KeyHolder, LAST_USED_EVERY};
 pub use connect::{connect, migrate};
 pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;
+pub use mfa::{Factor, Finish, Proof};
 pub use sessions::NewSession;
 pub use throttle::{Attempt, throttle_key};
 pub use users::{CreateUserError, NewUser, SetRoleError};

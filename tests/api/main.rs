@@ -18,6 +18,7 @@ mod observability;
 mod over_http;
 mod password_policy;
 mod postgres;
+mod races;
 mod rate_limit;
 mod restart;
 mod sessions;

@@ -94,7 +94,7 @@ pub async fn mfa_token(server: &TestServer, username: &str, password: &str) -> S
         .to_owned()
 }
 
-async fn verify_mfa(server: &TestServer, token: &str, code: &str) -> Value {
+pub async fn verify_mfa(server: &TestServer, token: &str, code: &str) -> Value {
     server
         .gql(None, VERIFY_MFA, json!({ "t": token, "c": code }))
         .await
