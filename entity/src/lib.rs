@@ -2,8 +2,8 @@
 
 pub mod api_key;
 pub mod login_failure;
-pub mod mail_request;
 pub mod mail_token;
+pub mod mail_window;
 pub mod mfa_challenge;
 pub mod outbox;
 pub mod recovery_code;

@@ -7,6 +7,7 @@ mod m20261201_000001_create_login_failures;
 mod m20261201_000002_create_mail;
 mod m20261202_000001_create_api_keys;
 mod m20261202_000002_create_mfa;
+mod m20261204_000001_create_mail_windows;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_create_mail::Migration),
             Box::new(m20261202_000001_create_api_keys::Migration),
             Box::new(m20261202_000002_create_mfa::Migration),
+            Box::new(m20261204_000001_create_mail_windows::Migration),
         ]
     }
 }

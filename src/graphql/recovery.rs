@@ -6,7 +6,7 @@ use entity::mail_token::Purpose;
 use super::context::{ContextExt, SignedIn};
 use crate::domain::{Email, Password, local_part};
 use crate::error::AppError;
-use crate::mail::{MAILS_PER_ADDRESS_PER_HOUR, MailToken, Mailer};
+use crate::mail::{MailToken, Mailer};
 
 const MAIL_OFF: &str = "Mail is off on this server (no SMTP_URL): account recovery is unavailable";
 
@@ -29,9 +29,9 @@ pub(super) async fn queue(
 ) -> Result<(), AppError> {
     let (state, mailer) = (ctx.state(), mailer(ctx)?);
     let now = state.clock.now().timestamp();
-    if state.store.mail_requests_since(email, now - 3600).await? >= MAILS_PER_ADDRESS_PER_HOUR {
+    if !state.store.count_mail_request(email, now).await? {
         tracing::info!("mail to an address over its hourly limit: not sent");
-        state.store.note_mail_request(email, now).await?;
+        state.store.queue_nothing().await?;
         return Ok(());
     }
     let mail = mailer
@@ -70,11 +70,8 @@ impl RecoveryMutation {
         } else {
             // The reads and the writes of a known address, no mail.
             let now = state.clock.now().timestamp();
-            state
-                .store
-                .mail_requests_since(email.as_str(), now - 3600)
-                .await?;
-            state.store.note_mail_request(email.as_str(), now).await?;
+            state.store.count_mail_request(email.as_str(), now).await?;
+            state.store.queue_nothing().await?;
         }
         Ok(true)
     }

@@ -29,9 +29,6 @@ const POLL: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: i64 = 300;
 /// How long one SMTP exchange may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most mails queued to one address an hour; over it a request still
-/// answers `true` and sends nothing.
-pub const MAILS_PER_ADDRESS_PER_HOUR: u64 = 5;
 
 /// A new mail token: the token (for the link) and its hash (for the store).
 pub struct MailToken {

@@ -3,11 +3,11 @@
 //! it), and the mail worker claims, sends and marks rows here.
 
 use entity::mail_token::{self, Purpose};
-use entity::{login_failure, mail_request, outbox, session, user};
+use entity::{login_failure, mail_window, outbox, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -16,7 +16,12 @@ use super::api_keys::revoke_keys_in;
 use super::ledger::end_sessions;
 use super::mfa::void_challenges_in;
 use super::sessions::live_sessions_of;
+use super::throttle::{WINDOW, count_in_window};
 use super::throttle_key;
+
+/// Most mails queued to one address an hour; over it a request still
+/// answers `true` and sends nothing.
+pub const MAILS_PER_ADDRESS_PER_HOUR: u32 = 5;
 
 /// A mail to queue with its token: the token's hash is kept, the token
 /// itself only sealed in the outbox row.
@@ -38,7 +43,6 @@ pub(super) async fn queue_in(
     mail: QueuedMail,
     now: i64,
 ) -> Result<(), DbErr> {
-    note_request_in(db, &mail.recipient, now).await?;
     delete_tokens_in(db, mail.user_id, mail.purpose).await?;
     mail_token::Entity::insert(mail_token::ActiveModel {
         id: Set(Uuid::new_v4()),
@@ -66,6 +70,29 @@ pub(super) async fn queue_in(
     .map(|_| ())
 }
 
+/// See [`Store::count_mail_request`]; on `db` (a signup's transaction).
+pub(super) async fn count_request_in(
+    db: &impl ConnectionTrait,
+    address: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let limit = MAILS_PER_ADDRESS_PER_HOUR;
+    use mail_window::{Column, Entity};
+    let (counted, _) = count_in_window::<Entity>(
+        db,
+        [
+            Column::AddressHash,
+            Column::Requests,
+            Column::WindowStartedAt,
+        ],
+        &throttle_key(address),
+        now,
+        limit,
+    )
+    .await?;
+    Ok(counted <= i64::from(limit))
+}
+
 /// Deletes `user_id`'s tokens of `purpose` on `db`: a newer one voids them,
 /// using one ends the rest, `changePassword` voids reset links.
 async fn delete_tokens_in(
@@ -79,18 +106,6 @@ async fn delete_tokens_in(
         .exec(db)
         .await
         .map(|_| ())
-}
-
-/// Writes a request for mail to `address` (known or not) on `db`.
-async fn note_request_in(db: &impl ConnectionTrait, address: &str, now: i64) -> Result<(), DbErr> {
-    mail_request::Entity::insert(mail_request::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        address_hash: Set(throttle_key(address)),
-        created_at: Set(now),
-    })
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
 }
 
 /// Deletes the token of `token_hash` and `purpose` on `db`: its user when it
@@ -131,34 +146,31 @@ impl Store {
         txn.commit().await
     }
 
-    /// Records a request for mail that sends none (an unknown address, or
+    /// Counts a request for mail to `address` (known or not) against
+    /// [`MAILS_PER_ADDRESS_PER_HOUR`], in one upsert: `true` while it is
+    /// within the limit.
+    #[tracing::instrument(name = "db.mail.count_request", level = "debug", skip_all, err)]
+    pub async fn count_mail_request(&self, address: &str, now: i64) -> Result<bool, DbErr> {
+        count_request_in(&self.db, address, now).await
+    }
+
+    /// The writes of a request that sends no mail (an unknown address, or
     /// one over its limit): a transaction of the same shape as
     /// [`Self::queue_mail`]'s, so both take about as long.
-    #[tracing::instrument(name = "db.mail.note_request", level = "debug", skip_all, err)]
-    pub async fn note_mail_request(&self, address: &str, now: i64) -> Result<(), DbErr> {
+    #[tracing::instrument(name = "db.mail.queue_nothing", level = "debug", skip_all, err)]
+    pub async fn queue_nothing(&self) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        note_request_in(&txn, address, now).await?;
         // What voiding older tokens costs a known address (no row matches).
         delete_tokens_in(&txn, Uuid::nil(), Purpose::PasswordReset).await?;
         txn.commit().await
     }
 
-    /// How many mails were asked for `address` (known or not) since `since`.
-    #[tracing::instrument(name = "db.mail.recent", level = "debug", skip_all, err)]
-    pub async fn mail_requests_since(&self, address: &str, since: i64) -> Result<u64, DbErr> {
-        mail_request::Entity::find()
-            .filter(mail_request::Column::AddressHash.eq(throttle_key(address)))
-            .filter(mail_request::Column::CreatedAt.gte(since))
-            .count(&self.db)
-            .await
-    }
-
-    /// Deletes requests older than `cutoff`, spent tokens' leftovers
+    /// Deletes mail windows that ended, spent tokens' leftovers
     /// (expired tokens) and mails sent before `sent_cutoff`.
     #[tracing::instrument(name = "db.mail.prune", level = "debug", skip_all, err)]
     pub async fn prune_mail(&self, now: i64) -> Result<u64, DbErr> {
-        let requests = mail_request::Entity::delete_many()
-            .filter(mail_request::Column::CreatedAt.lt(now - 3600))
+        let requests = mail_window::Entity::delete_many()
+            .filter(mail_window::Column::WindowStartedAt.lte(now - WINDOW))
             .exec(&self.db)
             .await?;
         let tokens = mail_token::Entity::delete_many()

@@ -6,7 +6,7 @@
 
 use entity::login_failure;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use super::Store;
@@ -29,46 +29,65 @@ pub fn throttle_key(identifier: &str) -> String {
     hex::encode(Sha256::digest(identifier.trim().to_lowercase().as_bytes()))
 }
 
+/// Counts one at `now` for `key` in a table of windows (`columns`: the key,
+/// the count, the window's start), in one upsert: a window over starts again
+/// at 1, and past `limit` the count stops at `limit + 1`, so concurrent
+/// requests can't slip past it together. Returns the count (over `limit`:
+/// refused) and when the window started.
+pub(super) async fn count_in_window<E: EntityTrait + Default>(
+    db: &impl ConnectionTrait,
+    [key_column, count_column, started_column]: [E::Column; 3],
+    key: &str,
+    now: i64,
+    limit: u32,
+) -> Result<(i64, i64), DbErr> {
+    let expired = now - WINDOW;
+    let limit = i64::from(limit);
+    let column = |column: E::Column| Expr::col((E::default(), column));
+    let counted = Expr::case(column(started_column).lte(expired), 1)
+        .case(column(count_column).gt(limit), column(count_column))
+        .finally(column(count_column).add(1));
+    let window =
+        Expr::case(column(started_column).lte(expired), now).finally(column(started_column));
+    let mut insert = Query::insert();
+    insert
+        .into_table(E::default())
+        .columns([key_column, count_column, started_column])
+        .values([key.into(), 1.into(), now.into()])
+        .map_err(|err| DbErr::Custom(err.to_string()))?
+        .on_conflict(
+            OnConflict::column(key_column)
+                .value(count_column, counted)
+                .value(started_column, window)
+                .to_owned(),
+        )
+        .returning(Query::returning().columns([count_column, started_column]));
+    let row = db
+        .query_one_raw(db.get_database_backend().build(&insert))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the window's row".into()))?;
+    let counted: i32 = row.try_get("", count_column.as_str())?;
+    let started: i64 = row.try_get("", started_column.as_str())?;
+    Ok((i64::from(counted), started))
+}
+
 impl Store {
     /// Counts an attempt for `key` at `now` (Unix seconds): allowed while
     /// fewer than `limit` were counted in the window, which starts at the
     /// first attempt and lasts [`WINDOW`].
     #[tracing::instrument(name = "db.throttle.begin_attempt", level = "debug", skip_all, err)]
     pub async fn begin_attempt(&self, key: &str, now: i64, limit: u32) -> Result<Attempt, DbErr> {
-        let expired = now - WINDOW;
-        let limit = i64::from(limit);
-        let column = |column| Expr::col((login_failure::Entity, column));
-        let (failures, started) = (
-            login_failure::Column::Failures,
-            login_failure::Column::WindowStartedAt,
-        );
-        // A window over starts again; past the limit the count stops at
-        // limit + 1: "refused".
-        let counted = Expr::case(column(started).lte(expired), 1)
-            .case(column(failures).gt(limit), column(failures))
-            .finally(column(failures).add(1));
-        let window = Expr::case(column(started).lte(expired), now).finally(column(started));
-        let mut insert = Query::insert();
-        insert
-            .into_table(login_failure::Entity)
-            .columns([login_failure::Column::Id, failures, started])
-            .values([key.into(), 1.into(), now.into()])
-            .map_err(|err| DbErr::Custom(err.to_string()))?
-            .on_conflict(
-                OnConflict::column(login_failure::Column::Id)
-                    .value(failures, counted)
-                    .value(started, window)
-                    .to_owned(),
-            )
-            .returning(Query::returning().columns([failures, started]));
+        use login_failure::{Column, Entity};
         let db = self.connection();
-        let row = db
-            .query_one_raw(db.get_database_backend().build(&insert))
-            .await?
-            .ok_or_else(|| DbErr::RecordNotFound("the throttle's row".into()))?;
-        let counted: i32 = row.try_get("", "failures")?;
-        let started: i64 = row.try_get("", "window_started_at")?;
-        if i64::from(counted) > limit {
+        let (counted, started) = count_in_window::<Entity>(
+            db,
+            [Column::Id, Column::Failures, Column::WindowStartedAt],
+            key,
+            now,
+            limit,
+        )
+        .await?;
+        if counted > i64::from(limit) {
             let retry_after = u64::try_from((started + WINDOW - now).clamp(1, WINDOW)).unwrap_or(1);
             return Ok(Attempt::Refused { retry_after });
         }

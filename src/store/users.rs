@@ -78,7 +78,10 @@ impl Store {
             }
         };
         insert_session(&txn, user.id, first_session).await?;
-        if let Some(mail) = verification {
+        // An address asked for mail before it had an account counts too.
+        if let Some(mail) = verification
+            && super::mail::count_request_in(&txn, &mail.recipient, now).await?
+        {
             super::mail::queue_in(&txn, mail, now).await?;
         }
         txn.commit().await?;

@@ -1,7 +1,12 @@
 //! Requests that arrive together: every limit, counter and single-use token
 //! is decided by one conditional write, whatever the interleaving.
 
+use std::time::Duration;
+
+use serde_json::json;
+
 use crate::helpers::*;
+use crate::mail::{REQUEST_RESET, SmtpSink, mail_server};
 use crate::mfa::{enroll, mfa_token, verify_mfa};
 
 #[apply(backends)]
@@ -74,4 +79,33 @@ async fn a_recovery_code_that_lost_the_race_is_not_spent(#[case] backend: Backen
         let body = verify_mfa(&server, &token, &codes[winners[0]]).await;
         assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
     }
+}
+
+#[apply(backends)]
+async fn concurrent_mail_requests_for_one_address_send_five_an_hour(#[case] backend: Backend) {
+    let Some(sink) = SmtpSink::start(None) else {
+        return;
+    };
+    let Some(server) = mail_server(backend, &sink, &[]).await else {
+        return;
+    };
+    server.signup("crowded").await;
+    let bodies = futures::future::join_all(
+        (0..20).map(|_| server.gql(None, REQUEST_RESET, json!({ "e": "crowded@example.com" }))),
+    )
+    .await;
+    assert!(
+        bodies
+            .iter()
+            .all(|body| body["data"]["requestPasswordReset"] == true),
+        "{bodies:?}"
+    );
+    sink.wait_for(5, Duration::from_secs(20)).await;
+    // The worker polls every 2 s: give a sixth mail time to show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        sink.mails().len(),
+        5,
+        "the verification and four resets, however many ask at once"
+    );
 }
