@@ -21,13 +21,19 @@ use crate::error::chain;
 use crate::secret::Secret;
 use crate::store::{QueuedMail, Store};
 
-/// How long a worker holds a claimed mail before another may take it.
-const LEASE: i64 = 30;
+/// The longest one delivery may take, connection to the server's last
+/// answer: a send still going then is given up (and retried later).
+const SEND_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a worker holds the one mail it claimed before another worker
+/// (of this server or another) may take it: [`SEND_DEADLINE`] and 10 s for
+/// marking it and for clocks that differ, so a claim never lapses while
+/// its mail is being sent. A worker that dies lets its mail go this late.
+const LEASE: i64 = SEND_DEADLINE.as_secs() as i64 + 10;
 /// How often the worker looks for due mail besides being woken.
 const POLL: Duration = Duration::from_secs(2);
 /// The longest wait between two attempts at one mail.
 const MAX_BACKOFF: i64 = 300;
-/// How long one SMTP exchange may take.
+/// How long one SMTP command may take to answer.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A new mail token: the token (for the link) and its hash (for the store).
@@ -185,13 +191,16 @@ impl Mailer {
         self.wake.notify_one();
     }
 
-    /// Sends the outbox until the process ends: due mails are claimed,
-    /// sent, and marked sent; a failure is retried later, each wait twice
-    /// the last (up to five minutes).
+    /// Sends the outbox until the process ends: due mails are claimed one
+    /// at a time, sent within [`SEND_DEADLINE`] and marked sent, so no claim
+    /// lapses while its mail is on the way (a batch would hold its last
+    /// mails past their lease, and another server would send them again). A
+    /// failure is retried later, each wait twice the last (up to five
+    /// minutes).
     pub async fn run(self: Arc<Self>, store: Store) {
         loop {
             let now = chrono::Utc::now().timestamp();
-            let claimed = match store.claim_mails(now, LEASE, 10).await {
+            let claimed = match store.claim_mails(now, LEASE, 1).await {
                 Ok(rows) => rows,
                 Err(err) => {
                     tracing::warn!(error = %chain(&err), "the outbox could not be read; will retry");
@@ -215,7 +224,9 @@ impl Mailer {
     async fn deliver(&self, store: &Store, row: outbox::Model) {
         let id = row.id;
         let attempts = row.attempts;
-        let outcome = self.send(&row).await;
+        let outcome = tokio::time::timeout(SEND_DEADLINE, self.send(&row))
+            .await
+            .unwrap_or_else(|_| Err(SendError::Smtp("the delivery took too long".into())));
         let now = chrono::Utc::now().timestamp();
         let marked = match outcome {
             Ok(()) => {

@@ -370,6 +370,11 @@ impl TestServer {
         Session::from_payload(&body, "signup")
     }
 
+    /// [`Self::signup`] with an owned name (for futures that outlive a loop).
+    pub async fn signup_as(&self, username: String) -> Session {
+        self.signup(&username).await
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> Value {
         self.gql(
             None,

@@ -88,6 +88,11 @@ impl SmtpSink {
         Self::spawn(Some(port), &["--stall"])
     }
 
+    /// An SMTP server that answers each mail's data `seconds` late.
+    pub fn start_slow(seconds: f64) -> Option<Self> {
+        Self::spawn(None, &["--delay", &seconds.to_string()])
+    }
+
     fn spawn(port: Option<u16>, args: &[&str]) -> Option<Self> {
         let python = python()?;
         let port = port.unwrap_or_else(free_port);
@@ -750,4 +755,47 @@ async fn two_servers_on_one_postgresql_send_each_mail_once() {
         let theirs = mails.iter().filter(|mail| mail.to == [to.clone()]).count();
         assert_eq!(theirs, 2, "{to}");
     }
+}
+
+/// Two servers on one PostgreSQL and an SMTP server that answers each mail
+/// 8 s late: a batch of mails claimed together (ten at most) outlived its
+/// 30 s lease, and the other server sent its last mails again. Claimed one at
+/// a time under a lease longer than a send may take, each mail arrives once.
+#[tokio::test]
+async fn a_slow_smtp_server_gets_each_mail_once_from_two_servers() {
+    let Some(sink) = SmtpSink::start_slow(8.0) else {
+        return;
+    };
+    let Some(database) = TestDatabase::fresh().await else {
+        return;
+    };
+    let database = std::sync::Arc::new(database);
+    let url = sink.url();
+    let keys = tempfile::tempdir().unwrap();
+    let data_key = keys.path().join("data.key").display().to_string();
+    let env = [
+        ("SMTP_URL", url.as_str()),
+        ("PUBLIC_URL", PUBLIC),
+        ("JWT_SECRET", "mail-servers-share-one-key-0123456789"),
+        ("DATA_KEY_FILE", data_key.as_str()),
+    ];
+    let a = TestServer::start_on(Some(database.clone()), &env);
+    let b = TestServer::start_on(Some(database), &env);
+    let users = 12;
+    // Signed up at once: twelve verification mails queued together.
+    futures::future::join_all((0..users).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.signup_as(format!("slow{i}"))
+    }))
+    .await;
+    sink.wait_for(users, Duration::from_secs(120)).await;
+    // A second copy would come when a lapsed claim is taken again.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mails = sink.mails();
+    for i in 0..users {
+        let to = format!("slow{i}@example.com");
+        let theirs = mails.iter().filter(|mail| mail.to == [to.clone()]).count();
+        assert_eq!(theirs, 1, "{to}: {} mails in all", mails.len());
+    }
+    assert_eq!(mails.len(), users);
 }
