@@ -36,7 +36,12 @@ impl Store {
     /// `false`). Keys of one user are created one at a time: the user's
     /// row is written first, which holds the others back (a row lock on
     /// PostgreSQL, the write lock on SQLite), so the count can't go stale.
-    #[tracing::instrument(name = "db.api_keys.create", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.api_keys.create",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn create_api_key(
         &self,
         key: api_key::Model,
@@ -81,7 +86,12 @@ impl Store {
 
     /// The user's keys that are not revoked, newest first (expired ones
     /// too, until the prune takes them).
-    #[tracing::instrument(name = "db.api_keys.list", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.api_keys.list",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn api_keys_of(&self, user_id: Uuid) -> Result<Vec<api_key::Model>, DbErr> {
         api_key::Entity::find()
             .filter(api_key::Column::UserId.eq(user_id))
@@ -93,7 +103,12 @@ impl Store {
     }
 
     /// Revokes key `key_id` if it is `user_id`'s and not revoked yet.
-    #[tracing::instrument(name = "db.api_keys.revoke", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.api_keys.revoke",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn revoke_api_key(
         &self,
         user_id: Uuid,
@@ -111,7 +126,12 @@ impl Store {
     }
 
     /// The key whose SHA-256 is `key_hash`, with its user: the guard's read.
-    #[tracing::instrument(name = "db.ledger.key_holder", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.key_holder",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn key_holder(&self, key_hash: &str) -> Result<Option<KeyHolder>, DbErr> {
         self.ledger.key_holder(key_hash).await
     }
@@ -119,7 +139,12 @@ impl Store {
     /// Notes a use of key `key_id` at `now`, unless one was noted less than
     /// [`LAST_USED_EVERY`] seconds ago: one write a minute at most, however
     /// many servers and requests use the key. Returns whether it wrote.
-    #[tracing::instrument(name = "db.api_keys.touch", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.api_keys.touch",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn touch_api_key(&self, key_id: Uuid, now: i64) -> Result<bool, DbErr> {
         let touched = api_key::Entity::update_many()
             .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
@@ -135,7 +160,12 @@ impl Store {
     }
 
     /// Deletes keys that expired before `cutoff` (revoked or not).
-    #[tracing::instrument(name = "db.api_keys.prune", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.api_keys.prune",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn prune_api_keys(&self, cutoff: i64) -> Result<u64, DbErr> {
         let deleted = api_key::Entity::delete_many()
             .filter(api_key::Column::ExpiresAt.lt(cutoff))

@@ -139,7 +139,12 @@ async fn use_token_in(
 
 impl Store {
     /// Queues `mail` with its token, in one transaction.
-    #[tracing::instrument(name = "db.mail.queue", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.queue",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn queue_mail(&self, mail: QueuedMail, now: i64) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         queue_in(&txn, mail, now).await?;
@@ -149,7 +154,12 @@ impl Store {
     /// Counts a request for mail to `address` (known or not) against
     /// [`MAILS_PER_ADDRESS_PER_HOUR`], in one upsert: `true` while it is
     /// within the limit.
-    #[tracing::instrument(name = "db.mail.count_request", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.count_request",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn count_mail_request(&self, address: &str, now: i64) -> Result<bool, DbErr> {
         count_request_in(&self.db, address, now).await
     }
@@ -157,7 +167,12 @@ impl Store {
     /// The writes of a request that sends no mail (an unknown address, or
     /// one over its limit): a transaction of the same shape as
     /// [`Self::queue_mail`]'s, so both take about as long.
-    #[tracing::instrument(name = "db.mail.queue_nothing", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.queue_nothing",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn queue_nothing(&self) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         // What voiding older tokens costs a known address (no row matches).
@@ -167,7 +182,12 @@ impl Store {
 
     /// Deletes mail windows that ended, spent tokens' leftovers
     /// (expired tokens) and mails sent before `sent_cutoff`.
-    #[tracing::instrument(name = "db.mail.prune", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.prune",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn prune_mail(&self, now: i64) -> Result<u64, DbErr> {
         let requests = mail_window::Entity::delete_many()
             .filter(mail_window::Column::WindowStartedAt.lte(now - WINDOW))
@@ -187,7 +207,12 @@ impl Store {
     /// Uses up a token of `purpose`: its user when it was good (known, not
     /// expired, not used), and it is gone either way after. One statement,
     /// so of concurrent uses exactly one gets the user.
-    #[tracing::instrument(name = "db.mail.use_token", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.use_token",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn use_mail_token(
         &self,
         token_hash: &str,
@@ -198,7 +223,12 @@ impl Store {
     }
 
     /// The user of a good token of `purpose`, leaving the token in place.
-    #[tracing::instrument(name = "db.mail.peek_token", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.peek_token",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn peek_mail_token(
         &self,
         token_hash: &str,
@@ -220,7 +250,12 @@ impl Store {
     }
 
     /// Sets `user_id`'s address as verified; its verification tokens go.
-    #[tracing::instrument(name = "db.mail.verify_email", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.verify_email",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn verify_email(&self, user_id: Uuid) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         user::Entity::update_many()
@@ -239,7 +274,12 @@ impl Store {
     /// throttle's counts for the username and the email
     /// cleared. Returns how many sessions ended; `None`, and nothing changed, when the token is
     /// not good (any more: of concurrent resets with one token, one wins).
-    #[tracing::instrument(name = "db.mail.reset_password", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mail.reset_password",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn reset_password(
         &self,
         token_hash: &str,
@@ -281,7 +321,12 @@ impl Store {
     /// Claims up to `limit` mails that are due at `now`, for `lease` seconds:
     /// another worker (on this server or another) skips them meanwhile; a
     /// worker that died lets its claim lapse and the mail goes out later.
-    #[tracing::instrument(name = "db.outbox.claim", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.outbox.claim",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn claim_mails(
         &self,
         now: i64,
@@ -322,7 +367,12 @@ impl Store {
     }
 
     /// The mail went out: its sealed token is erased.
-    #[tracing::instrument(name = "db.outbox.sent", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.outbox.sent",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn mail_sent(&self, id: Uuid, now: i64) -> Result<(), DbErr> {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::SentAt, Expr::value(now))
@@ -341,7 +391,12 @@ impl Store {
     }
 
     /// Sending failed: try again at `next_attempt_at`.
-    #[tracing::instrument(name = "db.outbox.retry", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.outbox.retry",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn mail_failed(&self, id: Uuid, next_attempt_at: i64) -> Result<(), DbErr> {
         outbox::Entity::update_many()
             .col_expr(outbox::Column::NextAttemptAt, Expr::value(next_attempt_at))

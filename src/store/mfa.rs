@@ -132,7 +132,7 @@ async fn use_proof_in(
 
 impl Store {
     /// The user's TOTP credential, pending or enabled.
-    #[tracing::instrument(name = "db.mfa.totp", level = "debug", skip_all, err)]
+    #[tracing::instrument(name = "db.mfa.totp", level = "debug", skip_all, err(level = "debug"))]
     pub async fn totp_of(&self, user_id: Uuid) -> Result<Option<totp_credential::Model>, DbErr> {
         totp_credential::Entity::find_by_id(user_id)
             .one(&self.db)
@@ -149,7 +149,12 @@ impl Store {
 
     /// Starts (or starts over) an enrollment with the sealed secret;
     /// `false`, and nothing changed, when MFA is on already.
-    #[tracing::instrument(name = "db.mfa.start_enrollment", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.start_enrollment",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn start_enrollment(
         &self,
         user_id: Uuid,
@@ -195,7 +200,12 @@ impl Store {
     /// recovery codes stored, every session but `keep` ended. `None`, and
     /// nothing changed, when there is no pending credential or the step is
     /// not later than the last accepted.
-    #[tracing::instrument(name = "db.mfa.enable", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.enable",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn enable_mfa(
         &self,
         user_id: Uuid,
@@ -225,7 +235,12 @@ impl Store {
 
     /// Uses `proof` up for the user's enabled credential (see [`Proof`]):
     /// what it was, or `None` when neither a step nor the code counts.
-    #[tracing::instrument(name = "db.mfa.use_proof", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.use_proof",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn use_proof(
         &self,
         user_id: Uuid,
@@ -236,7 +251,12 @@ impl Store {
     }
 
     /// Replaces the user's recovery codes.
-    #[tracing::instrument(name = "db.mfa.replace_codes", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.replace_codes",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn replace_recovery_codes(
         &self,
         user_id: Uuid,
@@ -249,7 +269,12 @@ impl Store {
 
     /// Turns MFA off: the credential and the codes gone, pending
     /// `mfaToken`s void, every session but `keep` ended. Returns how many.
-    #[tracing::instrument(name = "db.mfa.disable", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.disable",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn disable_mfa(
         &self,
         user_id: Uuid,
@@ -272,7 +297,12 @@ impl Store {
     }
 
     /// Stores a login's pending second step.
-    #[tracing::instrument(name = "db.mfa.create_challenge", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.create_challenge",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn create_challenge(&self, challenge: mfa_challenge::Model) -> Result<(), DbErr> {
         mfa_challenge::Entity::insert(mfa_challenge::ActiveModel::from(challenge))
             .exec_without_returning(&self.db)
@@ -281,7 +311,12 @@ impl Store {
     }
 
     /// The pending second step whose `mfaToken` hashes to `token_hash`.
-    #[tracing::instrument(name = "db.mfa.challenge", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.challenge",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn challenge(&self, token_hash: &str) -> Result<Option<mfa_challenge::Model>, DbErr> {
         mfa_challenge::Entity::find()
             .filter(mfa_challenge::Column::TokenHash.eq(token_hash))
@@ -294,7 +329,12 @@ impl Store {
     /// at `now`. One conditional write, so of any number of concurrent
     /// requests at most `max` are ever checked; a right code then ends the
     /// challenge ([`Store::finish_challenge`]), a wrong one keeps its attempt.
-    #[tracing::instrument(name = "db.mfa.reserve_attempt", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.reserve_attempt",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn reserve_attempt(&self, id: Uuid, max: i32, now: i64) -> Result<bool, DbErr> {
         let failures = Expr::col(mfa_challenge::Column::Failures);
         let reserved = mfa_challenge::Entity::update_many()
@@ -311,7 +351,12 @@ impl Store {
     /// Finishes challenge `id` with `proof`, in one transaction: the code is
     /// used up exactly when the challenge ends here, so a request that loses
     /// the challenge to another spends no recovery code and no step.
-    #[tracing::instrument(name = "db.mfa.finish_challenge", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.mfa.finish_challenge",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn finish_challenge(
         &self,
         id: Uuid,
@@ -342,7 +387,7 @@ impl Store {
     }
 
     /// Deletes challenges that expired before `cutoff`.
-    #[tracing::instrument(name = "db.mfa.prune", level = "debug", skip_all, err)]
+    #[tracing::instrument(name = "db.mfa.prune", level = "debug", skip_all, err(level = "debug"))]
     pub async fn prune_challenges(&self, cutoff: i64) -> Result<u64, DbErr> {
         let deleted = mfa_challenge::Entity::delete_many()
             .filter(mfa_challenge::Column::ExpiresAt.lt(cutoff))

@@ -88,7 +88,12 @@ impl Store {
 
     /// The user of a token, in one round trip: `None` when the user is gone or
     /// the token's `jti` or `sid` is revoked. No password hash is read.
-    #[tracing::instrument(name = "db.ledger.user_unless_revoked", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.user_unless_revoked",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn user_unless_revoked(
         &self,
         user_id: Uuid,
@@ -99,7 +104,12 @@ impl Store {
     }
 
     /// Is a token with this `sid` and `jti` revoked?
-    #[tracing::instrument(name = "db.ledger.is_revoked", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.is_revoked",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn is_revoked(&self, sid: Uuid, jti: Uuid) -> Result<bool, DbErr> {
         self.ledger.is_revoked(sid, jti).await
     }
@@ -108,7 +118,12 @@ impl Store {
     /// says why not (a reused token ends its session, unless it was rotated
     /// less than `rules.grace` seconds ago; an unverified user's is refused
     /// when `rules.verified_only`).
-    #[tracing::instrument(name = "db.ledger.rotate", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.rotate",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn rotate(
         &self,
         old: &TokenRef,
@@ -121,7 +136,12 @@ impl Store {
 
     /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a
     /// session ends). `token_exp`: the expiry of the token that asked.
-    #[tracing::instrument(name = "db.ledger.end_session", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.end_session",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn end_session(&self, sid: Uuid, token_exp: i64, now: i64) -> Result<(), DbErr> {
         self.ledger.end_session(sid, token_exp, now).await
     }
@@ -129,7 +149,12 @@ impl Store {
     /// Deletes revocations and sessions whose every token expired before
     /// `cutoff`; an ended session's revocation stays while its session row
     /// does. Returns rows deleted.
-    #[tracing::instrument(name = "db.ledger.prune", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.ledger.prune",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn prune(&self, cutoff: i64) -> Result<u64, DbErr> {
         self.ledger.prune(cutoff).await
     }

@@ -45,7 +45,12 @@ impl Store {
     /// SQLite it takes the write lock, and on PostgreSQL it locks the user
     /// row (`FOR SHARE`), waiting for a change under way and checking the
     /// hash again once that commits. False when the hash changed.
-    #[tracing::instrument(name = "db.session.start", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.session.start",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn start_session(
         &self,
         user_id: Uuid,
@@ -86,7 +91,12 @@ impl Store {
     }
 
     /// The live sessions of a user, newest first.
-    #[tracing::instrument(name = "db.session.list_live", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.session.list_live",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn live_sessions(
         &self,
         user_id: Uuid,
@@ -100,7 +110,12 @@ impl Store {
     }
 
     /// Ends every live session of `user_id` but `keep`; returns how many ended.
-    #[tracing::instrument(name = "db.session.end_all_of", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.session.end_all_of",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn end_sessions_of(
         &self,
         user_id: Uuid,
@@ -117,7 +132,12 @@ impl Store {
     }
 
     /// Is `sid` a live session of `user_id`?
-    #[tracing::instrument(name = "db.session.owns", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.session.owns",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn owns_live_session(
         &self,
         user_id: Uuid,

@@ -75,7 +75,12 @@ impl Store {
     /// Counts an attempt for `key` at `now` (Unix seconds): allowed while
     /// fewer than `limit` were counted in the window, which starts at the
     /// first attempt and lasts [`WINDOW`].
-    #[tracing::instrument(name = "db.throttle.begin_attempt", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.throttle.begin_attempt",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn begin_attempt(&self, key: &str, now: i64, limit: u32) -> Result<Attempt, DbErr> {
         use login_failure::{Column, Entity};
         let db = self.connection();
@@ -95,7 +100,12 @@ impl Store {
     }
 
     /// The attempt counted for `key` proved right: it was no failure.
-    #[tracing::instrument(name = "db.throttle.attempt_succeeded", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.throttle.attempt_succeeded",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn attempt_succeeded(&self, key: &str) -> Result<(), DbErr> {
         login_failure::Entity::update_many()
             .col_expr(
@@ -110,7 +120,12 @@ impl Store {
     }
 
     /// Forgets the failures of `key` (a password reset).
-    #[tracing::instrument(name = "db.throttle.clear", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.throttle.clear",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn clear_failures(&self, key: &str) -> Result<(), DbErr> {
         login_failure::Entity::delete_by_id(key.to_owned())
             .exec(self.connection())
@@ -119,7 +134,12 @@ impl Store {
     }
 
     /// Deletes windows that ended before `now`. Returns rows deleted.
-    #[tracing::instrument(name = "db.throttle.prune", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.throttle.prune",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn prune_failures(&self, now: i64) -> Result<u64, DbErr> {
         login_failure::Entity::delete_many()
             .filter(login_failure::Column::WindowStartedAt.lte(now - WINDOW))

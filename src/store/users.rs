@@ -43,7 +43,12 @@ impl Store {
     /// Inserts the user, its first session and (mail on) its verification
     /// mail in one transaction. The unique indexes decide races: of
     /// concurrent signups of one name, one wins.
-    #[tracing::instrument(name = "db.user.create", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.create",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn create_user(
         &self,
         new: NewUser,
@@ -89,7 +94,12 @@ impl Store {
     }
 
     /// The user a login names: by email when it has an `@`, else by username ignoring case.
-    #[tracing::instrument(name = "db.user.find_for_login", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.find_for_login",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn find_for_login(&self, identifier: &str) -> Result<Option<user::Model>, DbErr> {
         let identifier = identifier.trim();
         // No stored name or email holds a NUL (signup refuses control
@@ -106,7 +116,12 @@ impl Store {
     }
 
     /// The stored password hash of `user_id`, for a field that checks the password.
-    #[tracing::instrument(name = "db.user.password_hash", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.password_hash",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn password_hash(&self, user_id: Uuid) -> Result<Option<String>, DbErr> {
         Ok(self
             .unique(user::Entity::find_by_id(user_id))
@@ -123,7 +138,12 @@ impl Store {
     /// the write lock (SQLite), so a login racing it either committed its
     /// session before, and is ended here, or checks the new hash after
     /// (see [`Store::start_session`]).
-    #[tracing::instrument(name = "db.user.change_password", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.change_password",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn change_password(
         &self,
         user_id: Uuid,
@@ -155,7 +175,7 @@ impl Store {
     }
 
     /// Users in a stable order (by id: UUIDv7, so oldest first), after `after`.
-    #[tracing::instrument(name = "db.user.list", level = "debug", skip_all, err)]
+    #[tracing::instrument(name = "db.user.list", level = "debug", skip_all, err(level = "debug"))]
     pub async fn users_page(
         &self,
         after: Option<Uuid>,
@@ -170,12 +190,17 @@ impl Store {
         query.into_partial_model().all(&self.db).await
     }
 
-    #[tracing::instrument(name = "db.user.count", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.count",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn count_users(&self) -> Result<u64, DbErr> {
         user::Entity::find().count(&self.db).await
     }
 
-    #[tracing::instrument(name = "db.user.find", level = "debug", skip_all, err)]
+    #[tracing::instrument(name = "db.user.find", level = "debug", skip_all, err(level = "debug"))]
     pub async fn find_user(&self, id: Uuid) -> Result<Option<user::Model>, DbErr> {
         self.unique(user::Entity::find_by_id(id)).await
     }
@@ -183,7 +208,12 @@ impl Store {
     /// Gives `user_id` `role`, refusing to leave the service without an admin.
     /// Concurrent demotions serialise: on PostgreSQL by locking the admin rows
     /// first, on SQLite because the first statement is a write.
-    #[tracing::instrument(name = "db.user.set_role", level = "debug", skip_all, err)]
+    #[tracing::instrument(
+        name = "db.user.set_role",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
     pub async fn set_role(
         &self,
         user_id: Uuid,

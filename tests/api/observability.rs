@@ -241,3 +241,55 @@ async fn graphiql_is_served_whole_by_authgraph(#[case] backend: Backend) {
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
 }
+
+/// Outcomes a client causes (a taken name, a wrong password, a refusal, the
+/// last admin) are answered, not alerted on: ERROR is for an operator.
+#[apply(backends)]
+async fn a_clients_mistakes_leave_no_error_line(#[case] backend: Backend) {
+    let Some(server) =
+        TestServer::start_process_with(backend, &[("AUTH_RATE_LIMIT_PER_MINUTE", "8")]).await
+    else {
+        return;
+    };
+    let boss = server.admin("boss").await;
+    let taken = [
+        json!({ "username": "boss", "email": "other@example.com", "password": PASSWORD }),
+        json!({ "username": "other", "email": "boss@example.com", "password": PASSWORD }),
+        json!({ "username": "x", "email": "bad", "password": "short" }),
+    ];
+    for input in taken {
+        let body = server.gql(None, SIGNUP, json!({ "input": input })).await;
+        assert!(
+            ["CONFLICT", "BAD_USER_INPUT"].contains(&code(&body)),
+            "{body}"
+        );
+    }
+    let demote = "mutation($id: ID!) { setRole(userId: $id, role: USER) { role } }";
+    let body = server
+        .gql(Some(&boss.access), demote, json!({ "id": boss.user_id }))
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN", "the last admin: {body}");
+    let revoke = "mutation { revokeSession(id: \"00000000-0000-0000-0000-000000000000\") }";
+    let body = server.gql(Some(&boss.access), revoke, json!({})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    let body = server.me("not-a-token").await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    let body = server.refresh(&boss.access).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        answers.push(code(&server.login("boss", "not the password").await).to_owned());
+    }
+    assert!(
+        answers.contains(&"INVALID_CREDENTIALS".to_owned()),
+        "{answers:?}"
+    );
+    assert_eq!(answers.last().unwrap(), "TOO_MANY_REQUESTS", "{answers:?}");
+    let body = server.gql(None, "{ nosuchfield }", json!({})).await;
+    assert!(body["errors"].is_array(), "{body}");
+
+    // The requests' lines are written by now: the last answer came after them.
+    let log = server.log_text();
+    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
