@@ -1,8 +1,12 @@
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 
 use crate::config::PoolSettings;
+use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
     TransactionTrait,
@@ -27,6 +31,11 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// idle for a while is pinged before use, so connections broken by a quiet
 /// database restart are replaced instead of failing a request.
 pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let sqlite_file = sqlite_file(url);
+    if let Some(path) = &sqlite_file {
+        create_private(path, url)
+            .map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", path.display())))?;
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -54,7 +63,63 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
             .statement_timeout(pool.statement_timeout)
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
     }
-    Database::connect(options).await
+    let db = Database::connect(options).await?;
+    if let Some(path) = &sqlite_file {
+        make_private(path)
+            .map_err(|err| DbErr::Custom(format!("cannot restrict {}: {err}", path.display())))?;
+    }
+    Ok(db)
+}
+
+/// The file a `sqlite:` URL names, as sqlx reads it; `None` for PostgreSQL
+/// and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if name.starts_with(":memory:") || name.starts_with("file:sqlx-in-memory") {
+        return None;
+    }
+    Some(path.to_path_buf())
+}
+
+/// Creates the database file mode 0600 when the URL lets SQLite create it
+/// (`mode=rwc`) and it is absent: it holds password hashes. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode.
+fn create_private(path: &Path, url: &str) -> std::io::Result<()> {
+    if !url.contains("mode=rwc") || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// A database file (and its `-wal`, `-shm`) that others may read, made by
+/// an older authgraph or by hand, is restricted to its owner.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(file = %file.display(), "the database file was readable by others: now mode 0600");
+        }
+    }
+    Ok(())
 }
 
 /// Any fixed number, the same in every authgraph: the advisory lock key that

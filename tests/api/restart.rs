@@ -170,3 +170,39 @@ async fn a_kill_9_amid_signups_and_refreshes_loses_nothing_acknowledged(#[case] 
         "the streams made progress before the kill"
     );
 }
+
+/// The modes of the database file and its `-wal` and `-shm`.
+fn database_modes(server: &TestServer) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let path = format!("{}{suffix}", server.database_path().display());
+            let mode = std::fs::metadata(&path)
+                .unwrap_or_else(|err| panic!("{path}: {err}"))
+                .permissions()
+                .mode();
+            (path, mode & 0o777)
+        })
+        .collect()
+}
+
+/// The SQLite file holds password hashes: only its owner reads it, from its
+/// creation on; a file an older version left readable is restricted at start.
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start_process(Backend::Sqlite).await.unwrap();
+    server.signup("private").await;
+    for (path, mode) in database_modes(&server) {
+        assert_eq!(mode, 0o600, "{path}: {mode:o}");
+    }
+    for (path, _) in database_modes(&server) {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let server = server.restart().await;
+    server.signup("again").await;
+    for (path, mode) in database_modes(&server) {
+        assert_eq!(mode, 0o600, "after a restart, {path}: {mode:o}");
+    }
+}
