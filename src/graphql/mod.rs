@@ -15,6 +15,7 @@ mod sessions;
 mod timing;
 mod tokens;
 mod types;
+mod variable_positions;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -71,8 +72,15 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema that serves requests.
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
+    // From the SDL of the same schema without the extension: the check
+    // needs every argument's type before this schema exists.
+    let positions = variable_positions::Positions::from_sdl(&sdl())
+        .unwrap_or_else(|| unreachable!("async-graphql's SDL parses"));
     builder()
-        .extension(pipeline::Pipeline::new(state.metrics.latency.clone()))
+        .extension(pipeline::Pipeline::new(
+            state.metrics.latency.clone(),
+            positions,
+        ))
         .data(state)
         .finish()
 }

@@ -16,8 +16,8 @@
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-use async_graphql::ValidationResult;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+use async_graphql::{ServerError, ValidationResult};
 use lru::LruCache;
 
 /// Documents kept.
@@ -27,6 +27,9 @@ pub(super) const MAX_TEXT: usize = 4096;
 
 struct Entry {
     document: ExecutableDocument,
+    /// A variable used where its type is not allowed (`variable_positions`):
+    /// the document's alone, whatever the request.
+    misplaced: Option<ServerError>,
     /// The operation name validated with, and what validation gave.
     validated: Option<(Option<String>, ValidationResult)>,
 }
@@ -37,6 +40,7 @@ pub(super) struct Documents(Mutex<LruCache<String, Entry>>);
 /// A kept document, and its validation when kept for this operation name.
 pub(super) struct Kept {
     pub document: ExecutableDocument,
+    pub misplaced: Option<ServerError>,
     pub validated: Option<ValidationResult>,
 }
 
@@ -53,6 +57,7 @@ impl Documents {
         let entry = cache.get(query)?;
         Some(Kept {
             document: entry.document.clone(),
+            misplaced: entry.misplaced.clone(),
             validated: entry
                 .validated
                 .as_ref()
@@ -61,9 +66,15 @@ impl Documents {
         })
     }
 
-    /// Keeps a document that parsed and passed the limits, unless its text
-    /// is too long: whether it was kept.
-    pub fn put(&self, query: &str, document: &ExecutableDocument) -> bool {
+    /// Keeps a document that parsed and passed the limits, with its
+    /// misplaced variable if any, unless its text is too long: whether it
+    /// was kept.
+    pub fn put(
+        &self,
+        query: &str,
+        document: &ExecutableDocument,
+        misplaced: Option<ServerError>,
+    ) -> bool {
         if query.len() > MAX_TEXT {
             return false;
         }
@@ -72,6 +83,7 @@ impl Documents {
         };
         let entry = Entry {
             document: document.clone(),
+            misplaced,
             validated: None,
         };
         cache.put(query.to_owned(), entry);

@@ -25,18 +25,22 @@ use prometheus::HistogramVec;
 use tracing::Instrument;
 
 use super::parse_cache::Documents;
+use super::variable_positions::Positions;
 use super::{codes, limits, timing};
 
 pub struct Pipeline {
     documents: Arc<Documents>,
+    positions: Arc<Positions>,
     latency: HistogramVec,
 }
 
 impl Pipeline {
-    /// Root fields' latencies go into `latency` (labelled by field name).
-    pub fn new(latency: HistogramVec) -> Self {
+    /// Root fields' latencies go into `latency` (labelled by field name);
+    /// variables are checked against the schema's `positions`.
+    pub fn new(latency: HistogramVec, positions: Positions) -> Self {
         Self {
             documents: Arc::new(Documents::new()),
+            positions: Arc::new(positions),
             latency,
         }
     }
@@ -51,8 +55,10 @@ impl ExtensionFactory for Pipeline {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(OneRequest {
             documents: self.documents.clone(),
+            positions: self.positions.clone(),
             latency: self.latency.clone(),
             validation: Mutex::new(Validation::Unknown),
+            misplaced: Mutex::new(None),
         })
     }
 }
@@ -60,8 +66,12 @@ impl ExtensionFactory for Pipeline {
 /// The pipeline for one request.
 struct OneRequest {
     documents: Arc<Documents>,
+    positions: Arc<Positions>,
     latency: HistogramVec,
     validation: Mutex<Validation>,
+    /// The parse step's finding for the validation step: a variable used
+    /// where its type is not allowed.
+    misplaced: Mutex<Option<ServerError>>,
 }
 
 /// What the parse step learnt for the validation step.
@@ -76,6 +86,12 @@ enum Validation {
 }
 
 impl OneRequest {
+    fn misplaced(&self) -> std::sync::MutexGuard<'_, Option<ServerError>> {
+        self.misplaced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn validation(&self) -> std::sync::MutexGuard<'_, Validation> {
         self.validation
             .lock()
@@ -112,6 +128,7 @@ impl Extension for OneRequest {
             _ => None,
         };
         if let Some(found) = self.documents.get(query, name.as_deref()) {
+            *self.misplaced() = found.misplaced;
             *self.validation() = match found.validated {
                 Some(result) => Validation::Kept(result),
                 None => Validation::Keep(query.to_owned(), name),
@@ -127,7 +144,9 @@ impl Extension for OneRequest {
         let document = parsed
             .await
             .map_err(|err| codes::with_code(err, "GRAPHQL_PARSE_FAILED"))?;
-        if self.documents.put(query, &document) {
+        let misplaced = self.positions.misplaced(&document);
+        *self.misplaced() = misplaced.clone();
+        if self.documents.put(query, &document, misplaced) {
             *self.validation() = Validation::Keep(query.to_owned(), name);
         }
         Ok(document)
@@ -139,20 +158,28 @@ impl Extension for OneRequest {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let learnt = std::mem::replace(&mut *self.validation(), Validation::Unknown);
+        // Only a document declaring no variable has its validation kept,
+        // and such a document has no misplaced variable.
         if let Validation::Kept(result) = learnt {
             return Ok(result);
         }
+        let misplaced = self.misplaced().take();
+        let refused = |errors: Vec<ServerError>| {
+            errors
+                .into_iter()
+                .chain(misplaced.clone())
+                .map(|err| codes::with_code(err, "GRAPHQL_VALIDATION_FAILED"))
+                .collect()
+        };
         match next.run(ctx).await {
+            Ok(_) if misplaced.is_some() => Err(refused(Vec::new())),
             Ok(result) => {
                 if let Validation::Keep(query, name) = learnt {
                     self.documents.validated(&query, name.as_deref(), result);
                 }
                 Ok(result)
             }
-            Err(errors) => Err(errors
-                .into_iter()
-                .map(|err| codes::with_code(err, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()),
+            Err(errors) => Err(refused(errors)),
         }
     }
 
@@ -199,7 +226,10 @@ mod tests {
     ) {
         let latency =
             HistogramVec::new(HistogramOpts::new("latency", "test"), &["operation"]).unwrap();
-        let pipeline = Pipeline::new(latency);
+        let positions =
+            Positions::from_sdl(&Schema::new(Query, EmptyMutation, EmptySubscription).sdl())
+                .expect("the SDL parses");
+        let pipeline = Pipeline::new(latency, positions);
         let documents = pipeline.documents();
         let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
             .limit_depth(2)

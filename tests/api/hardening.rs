@@ -458,3 +458,81 @@ async fn no_login_with_the_old_password_outlives_a_password_change(#[case] backe
     let fresh = server.login("changer", "a brand new passphrase").await;
     assert!(fresh["data"]["login"].is_object(), "{fresh}");
 }
+
+/// A variable used where its declared type is not allowed is refused before
+/// anything runs, in every position, the second time (a kept document) too:
+/// async-graphql's own rule let `[String]` fill `String!`.
+#[apply(backends)]
+async fn a_variable_of_the_wrong_type_is_refused_wherever_it_is_used(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let signup = "mutation($x: [String]) { signup(input: { username: $x, email: \"v@example.com\", password: \"correct horse battery\" }) { accessToken } }";
+    let cases = [
+        (
+            "query($x: [String]) { verifyToken(token: $x) { valid } }",
+            json!("abc"),
+        ),
+        (
+            "query($x: [String]!) { verifyToken(token: $x) { valid } }",
+            json!("abc"),
+        ),
+        (
+            "query($x: Int) { verifyToken(token: $x) { valid } }",
+            json!(1),
+        ),
+        (
+            "query($x: String) { verifyToken(token: $x) { valid } }",
+            json!("abc"),
+        ),
+        (signup, json!("victim")),
+        (
+            "query($x: [Boolean]) { verifyToken(token: \"t\") @include(if: $x) { valid } }",
+            json!(true),
+        ),
+        (
+            "query($x: [String]) { __type(name: $x) { name } }",
+            json!("Query"),
+        ),
+        (
+            "query($x: [String]) { ...F } fragment F on Query { verifyToken(token: $x) { valid } }",
+            json!("abc"),
+        ),
+    ];
+    for (query, x) in &cases {
+        for round in ["parsed", "kept"] {
+            let body = server.gql(None, query, json!({ "x": x })).await;
+            assert_eq!(
+                code(&body),
+                "GRAPHQL_VALIDATION_FAILED",
+                "{round}: {query}: {body}"
+            );
+            assert!(body["data"].is_null(), "nothing ran: {body}");
+        }
+    }
+    let body = server.gql(None, cases[0].0, json!({ "x": "abc" })).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Variable \"$x\" of type \"[String]\" used in position expecting type \"String!\"",
+        "{body}"
+    );
+    // The signup never ran: the name is free.
+    server.signup("victim").await;
+    // An allowed type runs as before.
+    let body = server
+        .gql(
+            None,
+            "query($x: String!) { verifyToken(token: $x) { valid } }",
+            json!({ "x": "abc" }),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyToken"]["valid"], false, "{body}");
+    let body = server
+        .gql(
+            None,
+            "query($x: String = \"abc\") { verifyToken(token: $x) { valid } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["verifyToken"]["valid"], false, "{body}");
+}
