@@ -18,8 +18,9 @@ use crate::graphql;
 use crate::http;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+use crate::secret::Secret;
 use crate::state::{AppState, Clock};
-use crate::store::{self, SetRoleError, Store};
+use crate::store::{self, Sealed, SetRoleError, Store};
 
 /// How often expired revocations and sessions are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
@@ -59,6 +60,57 @@ pub async fn open_store(settings: &Settings) -> Result<Store, ConfigError> {
             format!("cannot open the database: {}", chain(&err)),
         )
     })
+}
+
+/// Every server of one database must hold the same data key: the first to
+/// start stores its check value, the others compare theirs with it. On a
+/// database that holds sealed values but no check yet (one from before the
+/// check), the key must open one of them before its check is stored, so a
+/// wrong key never becomes the reference.
+async fn check_data_key(store: &Store, data_key: &Secret) -> Result<(), ConfigError> {
+    use crate::auth::sealing::{OUTBOX_TOKEN_SEALING, Sealer, TOTP_SECRET_SEALING, check_value};
+    let mismatch = || {
+        ConfigError::new(
+            "DATA_KEY_FILE",
+            "holds another key than the one this database was set up with: every server of \
+             one database needs the same data key file (restore it from where you backed it up)",
+        )
+    };
+    let failed = |err: sea_orm::DbErr| {
+        ConfigError::new(
+            "DATABASE_URL",
+            format!("cannot check the data key: {}", chain(&err)),
+        )
+    };
+    const NAME: &str = "data_key";
+    let mine = check_value(data_key);
+    let stored = match store.key_check(NAME).await.map_err(failed)? {
+        Some(stored) => stored,
+        None => {
+            let opens = match store.a_sealed_value().await.map_err(failed)? {
+                Some(Sealed::TotpSecret(sealed)) => Sealer::new(data_key, TOTP_SECRET_SEALING)
+                    .open(&sealed)
+                    .is_ok(),
+                Some(Sealed::OutboxToken(sealed)) => Sealer::new(data_key, OUTBOX_TOKEN_SEALING)
+                    .open(&sealed)
+                    .is_ok(),
+                None => true,
+            };
+            if !opens {
+                return Err(mismatch());
+            }
+            let now = chrono::Utc::now().timestamp();
+            store
+                .put_key_check(NAME, &mine, now)
+                .await
+                .map_err(failed)?
+        }
+    };
+    if stored == mine {
+        Ok(())
+    } else {
+        Err(mismatch())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +153,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     // Created only once the database answered: a bad DATABASE_URL leaves no key behind.
     let data_key_new = !settings.data_key_file.exists();
     let data_key = settings.data_key()?;
+    check_data_key(&store, &data_key).await?;
     let mailer = crate::mail::Mailer::new(settings, &data_key)?.map(std::sync::Arc::new);
     let key = settings.jwt_key()?;
     let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;

@@ -1,6 +1,7 @@
 //! SeaORM entities of authgraph: database-shaped, nothing GraphQL here.
 
 pub mod api_key;
+pub mod key_check;
 pub mod login_failure;
 pub mod mail_token;
 pub mod mail_window;

@@ -8,6 +8,7 @@ mod m20261201_000002_create_mail;
 mod m20261202_000001_create_api_keys;
 mod m20261202_000002_create_mfa;
 mod m20261204_000001_create_mail_windows;
+mod m20261204_000002_create_key_checks;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_create_api_keys::Migration),
             Box::new(m20261202_000002_create_mfa::Migration),
             Box::new(m20261204_000001_create_mail_windows::Migration),
+            Box::new(m20261204_000002_create_key_checks::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, TOTP};
 
-use super::sealing::{Sealer, Tagger, Unsealable};
+use super::sealing::{RECOVERY_CODE_TAGS, Sealer, TOTP_SECRET_SEALING, Tagger, Unsealable};
 use crate::secret::Secret;
 
 /// Seconds per time step.
@@ -77,8 +77,8 @@ fn totp(secret: Vec<u8>, skew: u8, issuer: &str, account: &str) -> Result<TOTP, 
 impl Mfa {
     pub fn new(data_key: &Secret, issuer: String, token_ttl: i64) -> Self {
         Self {
-            secrets: Sealer::new(data_key, b"authgraph totp secret v1"),
-            codes: Tagger::new(data_key, b"authgraph recovery code v1"),
+            secrets: Sealer::new(data_key, TOTP_SECRET_SEALING),
+            codes: Tagger::new(data_key, RECOVERY_CODE_TAGS),
             issuer,
             token_ttl,
         }

@@ -15,6 +15,20 @@ use sha2::Sha256;
 use crate::secret::Secret;
 
 /// Seals and opens values of one purpose.
+/// The data key's purposes, each a subkey of its own.
+pub const TOTP_SECRET_SEALING: &[u8] = b"authgraph totp secret v1";
+pub const RECOVERY_CODE_TAGS: &[u8] = b"authgraph recovery code v1";
+pub const OUTBOX_TOKEN_SEALING: &[u8] = b"authgraph outbox token v1";
+/// The subkey of the data key's check value, used for nothing else.
+const KEY_CHECK: &[u8] = b"authgraph data key check v1";
+
+/// The data key's check value: a MAC of a fixed label under a subkey used
+/// for nothing else, so it tells whether two servers hold the same key and
+/// nothing about the key.
+pub fn check_value(data_key: &Secret) -> String {
+    Tagger::new(data_key, KEY_CHECK).tag(b"the data key of this database")
+}
+
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
 }

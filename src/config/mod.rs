@@ -221,8 +221,10 @@ pub struct Settings {
     pub totp_issuer: String,
 
     /// The 256-bit key (created once, mode 0600) whose subkeys seal what the
-    /// server keeps secret: mail tokens waiting in the outbox, later TOTP
-    /// secrets and recovery codes. Back it up with the database.
+    /// server keeps secret (TOTP secrets, mail tokens waiting in the outbox)
+    /// and MAC recovery codes. Every server of one database needs the same
+    /// file. Back it up as carefully as the database, but not inside its
+    /// backups.
     #[arg(
         long,
         env = "DATA_KEY_FILE",

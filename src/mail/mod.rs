@@ -15,7 +15,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
-use crate::auth::sealing::Sealer;
+use crate::auth::sealing::{OUTBOX_TOKEN_SEALING, Sealer};
 use crate::config::{ConfigError, PublicUrl, Settings};
 use crate::error::chain;
 use crate::secret::Secret;
@@ -146,7 +146,7 @@ impl Mailer {
             transport: builder.timeout(Some(SMTP_TIMEOUT)).build(),
             from,
             public_url: settings.public_url.clone(),
-            sealer: Sealer::new(data_key, b"authgraph outbox token v1"),
+            sealer: Sealer::new(data_key, OUTBOX_TOKEN_SEALING),
             reset_ttl: i64::try_from(settings.password_reset_ttl).unwrap_or(1800),
             verify_ttl: i64::try_from(settings.email_verification_ttl).unwrap_or(86_400),
             wake: Notify::new(),

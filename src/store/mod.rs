@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod connect;
+mod key_checks;
 mod ledger;
 mod mail;
 mod mfa;
@@ -14,6 +15,7 @@ mod users;
 
 pub use api_keys::{KeyHolder, LAST_USED_EVERY};
 pub use connect::{connect, migrate};
+pub use key_checks::Sealed;
 pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;
 pub use mfa::{Factor, Finish, Proof};

@@ -1,5 +1,6 @@
 //! Black-box tests: the real server, a fresh database, GraphQL over HTTP.
 
+mod data_key;
 mod databases;
 mod helpers;
 
