@@ -192,6 +192,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
             issuer: settings.issuer(),
             audience: settings.audience(),
             hasura: settings.jwt_claims == crate::config::ClaimsProfile::Hasura,
+            email_verified: settings.email_verification == EmailVerification::Required,
         },
     );
     let well_known = http::WellKnown::new(

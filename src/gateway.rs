@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use crate::config::{ClaimsProfile, Consumer, JwtAlgorithm, Settings};
+use crate::config::{ClaimsProfile, Consumer, EmailVerification, JwtAlgorithm, Settings};
 
 /// Hasura's claims namespace (`JWT_CLAIMS=hasura`).
 pub const HASURA_NAMESPACE: &str = "https://hasura.io/jwt/claims";
@@ -48,6 +48,7 @@ pub fn generate(settings: &Settings, consumer: Consumer) -> Result<Generated, Ga
         issuer: settings.issuer(),
         audience: settings.audience(),
         algorithm: algorithm.as_str(),
+        verified_only: settings.email_verification == EmailVerification::Required,
     };
     let mut warnings = Vec::new();
     let text = match consumer {
@@ -56,6 +57,18 @@ pub fn generate(settings: &Settings, consumer: Consumer) -> Result<Generated, Ga
                 warnings.push(
                     "JWT_CLAIMS is not `hasura`: Hasura finds no session variables in the tokens \
                      until authgraph runs with JWT_CLAIMS=hasura"
+                        .to_owned(),
+                );
+            }
+            if facts.verified_only {
+                warnings.push(
+                    "EMAIL_VERIFICATION=required: access tokens carry `email_verified`, which \
+                     Hasura's JWT mode does not read (only its claims namespace): Hasura accepts \
+                     an unverified account's token with the `user` role. Only that account's \
+                     signup issues one (authgraph refuses its logins and refreshes until the \
+                     address is verified), for ACCESS_TOKEN_TTL; to refuse it, put Hasura behind \
+                     a gateway that checks the claim (`authgraph gateway-config apollo-router` \
+                     shows how)"
                         .to_owned(),
                 );
             }
@@ -87,6 +100,8 @@ struct Facts {
     issuer: Option<String>,
     audience: Option<String>,
     algorithm: &'static str,
+    /// `EMAIL_VERIFICATION=required`: access tokens carry `email_verified`.
+    verified_only: bool,
 }
 
 /// `HASURA_GRAPHQL_JWT_SECRET`: one line of JSON, to paste into the
@@ -136,8 +151,33 @@ fn apollo_router(facts: &Facts) -> String {
         "          algorithms:\n            - {}\n",
         facts.algorithm
     ));
+    if facts.verified_only {
+        yaml.push_str(ROUTER_VERIFIED_EMAIL);
+    }
     yaml
 }
+
+/// Under `EMAIL_VERIFICATION=required`: how the Router refuses an
+/// unverified account's token, as comments (a script is a file of its own).
+const ROUTER_VERIFIED_EMAIL: &str = "\
+# EMAIL_VERIFICATION=required: access tokens carry `email_verified`. The JWT
+# plugin checks signatures, not claims: refuse an unverified account's token
+# with a Rhai script (rhai/main.rhai) and this section:
+#
+# rhai:
+#   scripts: rhai
+#   main: main.rhai
+#
+# main.rhai:
+#   fn supergraph_service(service) {
+#     service.map_request(|request| {
+#       let claims = request.context[Router.APOLLO_AUTHENTICATION_JWT_CLAIMS];
+#       if claims != () && claims[\"email_verified\"] == false {
+#         throw #{ status: 403, message: \"The account's email address is not verified yet\" };
+#       }
+#     });
+#   }
+";
 
 /// An ES module exporting the options of `useJWT` from `@graphql-yoga/plugin-jwt` 3.
 fn yoga(facts: &Facts) -> String {
@@ -148,16 +188,23 @@ fn yoga(facts: &Facts) -> String {
     if let Some(audience) = &facts.audience {
         verification.push(format!("    audience: {},", quoted(audience)));
     }
+    let (plugins, verified_email) = if facts.verified_only {
+        (
+            "[useJWT(authgraphJwt), authgraphVerifiedEmail]",
+            YOGA_VERIFIED_EMAIL,
+        )
+    } else {
+        ("[useJWT(authgraphJwt)]", "")
+    };
     format!(
         r#"// GraphQL Yoga with @graphql-yoga/plugin-jwt 3: verify authgraph's access tokens.
 // Written by `authgraph gateway-config yoga` from authgraph's settings.
 //
 //   import {{ createYoga }} from "graphql-yoga";
-//   import {{ useJWT }} from "@graphql-yoga/plugin-jwt";
-//   import {{ authgraphJwt }} from "./authgraph-jwt.mjs";
-//   const yoga = createYoga({{ schema, plugins: [useJWT(authgraphJwt)] }});
+//   import {{ authgraphPlugins }} from "./authgraph-jwt.mjs";
+//   const yoga = createYoga({{ schema, plugins: authgraphPlugins }});
 //   // resolvers: context.jwt.payload.sub is the user's id, .role its role
-import {{ createRemoteJwksSigningKeyProvider, extractFromHeader }} from "@graphql-yoga/plugin-jwt";
+import {{ createRemoteJwksSigningKeyProvider, extractFromHeader, useJWT }} from "@graphql-yoga/plugin-jwt";
 
 export const authgraphJwt = {{
   signingKeyProviders: [createRemoteJwksSigningKeyProvider({{ jwksUri: {jwks} }})],
@@ -168,11 +215,31 @@ export const authgraphJwt = {{
   // No token: the request goes on unauthenticated (resolvers decide); a bad one is refused.
   reject: {{ missingToken: false, invalidToken: true }},
 }};
+{verified_email}
+export const authgraphPlugins = {plugins};
 "#,
         jwks = quoted(&facts.jwks_uri),
         verification = verification.join("\n"),
     )
 }
+
+/// Under `EMAIL_VERIFICATION=required`: a plugin after `useJWT` that refuses
+/// a token saying the account's address is not verified.
+const YOGA_VERIFIED_EMAIL: &str = r#"
+import { createGraphQLError } from "graphql-yoga";
+
+// EMAIL_VERIFICATION=required: an account whose address is not verified yet
+// is refused, as authgraph refuses it everywhere but its own account fields.
+export const authgraphVerifiedEmail = {
+  onContextBuilding({ context }) {
+    if (context.jwt?.payload?.email_verified === false) {
+      throw createGraphQLError("The account's email address is not verified yet", {
+        extensions: { code: "EMAIL_NOT_VERIFIED", http: { status: 403 } },
+      });
+    }
+  },
+};
+"#;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use authgraph::auth::api_key::NewKey;
 use authgraph::auth::bearer::{Credentials, authenticate};
-use authgraph::auth::jwt::{TokenType, Tokens};
+use authgraph::auth::jwt::{Subject, TokenType, Tokens};
 use authgraph::auth::password::Hasher;
 use authgraph::ratelimit::RateLimiter;
 use authgraph::secret::Secret;
@@ -49,13 +49,31 @@ fn jwt_asymmetric(c: &mut Criterion) {
         };
         let tokens = Tokens::with_keys(&Secret::from("b".repeat(32)), Some(keys), rules);
         let (token, _) = tokens
-            .issue(user, Role::User, sid, TokenType::Access, now)
+            .issue(
+                Subject {
+                    id: user,
+                    role: Role::User,
+                    email_verified: false,
+                },
+                sid,
+                TokenType::Access,
+                now,
+            )
             .unwrap();
         let mut group = c.benchmark_group(format!("jwt_{}", kind.algorithm_name()));
         group.bench_function("encode", |b| {
             b.iter(|| {
                 tokens
-                    .issue(user, Role::User, sid, TokenType::Access, now)
+                    .issue(
+                        Subject {
+                            id: user,
+                            role: Role::User,
+                            email_verified: false,
+                        },
+                        sid,
+                        TokenType::Access,
+                        now,
+                    )
                     .unwrap()
             })
         });
@@ -77,13 +95,31 @@ fn jwt(c: &mut Criterion) {
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let now = chrono::Utc::now().timestamp();
     let (token, _) = tokens
-        .issue(user, Role::User, sid, TokenType::Access, now)
+        .issue(
+            Subject {
+                id: user,
+                role: Role::User,
+                email_verified: false,
+            },
+            sid,
+            TokenType::Access,
+            now,
+        )
         .unwrap();
     let mut group = c.benchmark_group("jwt");
     group.bench_function("encode", |b| {
         b.iter(|| {
             tokens
-                .issue(user, Role::User, sid, TokenType::Access, now)
+                .issue(
+                    Subject {
+                        id: user,
+                        role: Role::User,
+                        email_verified: false,
+                    },
+                    sid,
+                    TokenType::Access,
+                    now,
+                )
                 .unwrap()
         })
     });
@@ -125,7 +161,16 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String, String) {
     let now = chrono::Utc::now();
     let (token, claims) = state
         .tokens
-        .issue(user_id, Role::User, sid, TokenType::Access, now.timestamp())
+        .issue(
+            Subject {
+                id: user_id,
+                role: Role::User,
+                email_verified: false,
+            },
+            sid,
+            TokenType::Access,
+            now.timestamp(),
+        )
         .unwrap();
     state
         .store

@@ -92,6 +92,40 @@ pub struct Claims {
         skip_deserializing
     )]
     pub hasura: Option<HasuraClaims>,
+    /// Access tokens under `EMAIL_VERIFICATION=required`: whether the
+    /// account's address was verified at issue time (the OIDC claim's name),
+    /// so a service verifying offline can hold an unverified account to what
+    /// authgraph allows it. authgraph itself reads it from the database.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub email_verified: Option<bool>,
+}
+
+/// Whom a token is for: the user, and what its access token says of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub id: Uuid,
+    pub role: user::Role,
+    pub email_verified: bool,
+}
+
+impl From<&user::Model> for Subject {
+    fn from(user: &user::Model) -> Self {
+        Self {
+            id: user.id,
+            role: user.role,
+            email_verified: user.email_verified,
+        }
+    }
+}
+
+impl From<&user::Profile> for Subject {
+    fn from(user: &user::Profile) -> Self {
+        Self {
+            id: user.id,
+            role: user.role,
+            email_verified: user.email_verified,
+        }
+    }
 }
 
 /// Hasura's session variables (its documented JWT format): strings, the
@@ -156,6 +190,8 @@ pub struct TokenRules {
     pub audience: Option<String>,
     /// Access tokens also carry Hasura's claims.
     pub hasura: bool,
+    /// Access tokens also carry `email_verified` (`EMAIL_VERIFICATION=required`).
+    pub email_verified: bool,
 }
 
 /// One key and the validations tokens under it are checked with.
@@ -238,6 +274,7 @@ pub struct Tokens {
     issuer: Option<String>,
     audience: Option<String>,
     hasura: bool,
+    email_verified_claim: bool,
     jwks: Option<JwkSet>,
     leeway: u64,
     verified: Verified,
@@ -308,6 +345,7 @@ impl Tokens {
             issuer: rules.issuer,
             audience: rules.audience,
             hasura: rules.hasura,
+            email_verified_claim: rules.email_verified,
             jwks,
             leeway: rules.leeway,
             verified: Verified::new(),
@@ -338,17 +376,17 @@ impl Tokens {
         now + self.access_ttl.max(self.refresh_ttl)
     }
 
-    /// Makes a token of `typ` for `user` (whose role is `role`) in session
-    /// `sid`, issued at `now` (Unix seconds).
+    /// Makes a token of `typ` for `who` in session `sid`, issued at `now`
+    /// (Unix seconds).
     pub fn issue(
         &self,
-        user: Uuid,
-        role: user::Role,
+        who: Subject,
         sid: Uuid,
         typ: TokenType,
         now: i64,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let access = typ == TokenType::Access;
+        let (user, role) = (who.id, who.role);
         let claims = Claims {
             sub: user,
             sid,
@@ -360,6 +398,7 @@ impl Tokens {
             aud: self.audience.clone().filter(|_| access),
             role: access.then_some(role.into()),
             hasura: (access && self.hasura).then(|| HasuraClaims::new(user, role)),
+            email_verified: (access && self.email_verified_claim).then_some(who.email_verified),
         };
         let token = match (&self.access_key, access) {
             (Some(key), true) => jsonwebtoken::encode(&self.access_header, &claims, key)?,
@@ -374,13 +413,12 @@ impl Tokens {
     /// An access and a refresh token of session `sid`, issued at `now`.
     pub fn pair(
         &self,
-        user: Uuid,
-        role: user::Role,
+        who: Subject,
         sid: Uuid,
         now: i64,
     ) -> Result<TokenPair, jsonwebtoken::errors::Error> {
-        let (access_token, _) = self.issue(user, role, sid, TokenType::Access, now)?;
-        let (refresh_token, _) = self.issue(user, role, sid, TokenType::Refresh, now)?;
+        let (access_token, _) = self.issue(who, sid, TokenType::Access, now)?;
+        let (refresh_token, _) = self.issue(who, sid, TokenType::Refresh, now)?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -390,16 +428,15 @@ impl Tokens {
         })
     }
 
-    /// The row and tokens of a new session of `user`, started at `now`.
+    /// The row and tokens of a new session of `who`, started at `now`.
     pub fn new_session(
         &self,
-        user: Uuid,
-        role: user::Role,
+        who: Subject,
         user_agent: Option<String>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(NewSession, TokenPair), jsonwebtoken::errors::Error> {
         let sid = Uuid::new_v4();
-        let pair = self.pair(user, role, sid, now.timestamp())?;
+        let pair = self.pair(who, sid, now.timestamp())?;
         let session = NewSession {
             id: sid,
             user_agent,
@@ -499,11 +536,19 @@ mod tests {
         chrono::Utc::now().timestamp()
     }
 
+    /// A USER with an unverified address.
+    fn user_subject(id: Uuid) -> Subject {
+        Subject {
+            id,
+            role: user::Role::User,
+            email_verified: false,
+        }
+    }
+
     /// An access token of a new user and session, issued by `t` at `issued`.
     fn access(t: &Tokens, issued: i64) -> (String, Claims) {
         t.issue(
-            Uuid::new_v4(),
-            user::Role::User,
+            user_subject(Uuid::new_v4()),
             Uuid::new_v4(),
             TokenType::Access,
             issued,
@@ -516,7 +561,7 @@ mod tests {
         let t = tokens(0);
         let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
         let (token, claims) = t
-            .issue(user, user::Role::User, sid, TokenType::Refresh, now())
+            .issue(user_subject(user), sid, TokenType::Refresh, now())
             .unwrap();
         let back = t.decode(&token, TokenType::Refresh).unwrap();
         assert_eq!(back, claims);
@@ -565,10 +610,10 @@ mod tests {
         let t = tokens(0);
         let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
         let (access, _) = t
-            .issue(user, user::Role::User, sid, TokenType::Access, now())
+            .issue(user_subject(user), sid, TokenType::Access, now())
             .unwrap();
         let (refresh, _) = t
-            .issue(user, user::Role::User, sid, TokenType::Refresh, now())
+            .issue(user_subject(user), sid, TokenType::Refresh, now())
             .unwrap();
         assert!(t.decode(&access, TokenType::Access).is_ok());
         assert!(t.decode(&refresh, TokenType::Refresh).is_ok());

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::context::{ContextExt, SignedIn};
 use super::types::{AuthPayload, User};
 use super::{mfa, recovery};
+use crate::auth::jwt::Subject;
 use crate::domain::{Email, Password, Username, local_part};
 use crate::error::AppError;
 use crate::store::{CreateUserError, NewUser};
@@ -73,8 +74,11 @@ impl AccountMutation {
         let (session, pair) = state
             .tokens
             .new_session(
-                user_id,
-                user::Role::User,
+                Subject {
+                    id: user_id,
+                    role: user::Role::User,
+                    email_verified: false,
+                },
                 ctx.meta().user_agent.clone(),
                 now,
             )

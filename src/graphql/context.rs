@@ -14,7 +14,7 @@ use super::cookie;
 use super::types::AuthPayload;
 use crate::auth::AuthFailure;
 use crate::auth::bearer::{AuthError, Credentials, Requester, authenticate};
-use crate::auth::jwt::{TokenPair, TokenType};
+use crate::auth::jwt::{Subject, TokenPair, TokenType};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{Attempt, throttle_key};
@@ -191,7 +191,7 @@ impl ContextExt for Context<'_> {
         let state = self.state();
         let (session, pair) = state
             .tokens
-            .new_session(user.id, user.role, user_agent, state.clock.now())
+            .new_session(Subject::from(&user), user_agent, state.clock.now())
             .map_err(AppError::internal)?;
         if !state
             .store

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object};
 use super::context::ContextExt;
 use super::types::{AuthPayload, DateTime, TokenInfo};
 use crate::auth::bearer::check_key;
-use crate::auth::jwt::{Claims, TokenType};
+use crate::auth::jwt::{Claims, Subject, TokenType};
 use crate::auth::{AuthFailure, api_key};
 use crate::error::AppError;
 use crate::store::{Rotation, RotationRules};
@@ -186,7 +186,7 @@ async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayloa
             // Signed once the store agreed, with the role it just read.
             let pair = state
                 .tokens
-                .pair(old.sub, user.role, old.sid, now.timestamp())
+                .pair(Subject::from(&user), old.sid, now.timestamp())
                 .map_err(AppError::internal)?;
             state.metrics.refreshes.inc();
             Ok(ctx.hand_out(pair, user))

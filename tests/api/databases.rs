@@ -69,6 +69,9 @@ pub struct TestDatabase {
     admin_url: String,
     name: String,
     pub url: String,
+    /// The data key every server on this database is given unless a test
+    /// says otherwise (servers of one database must share one).
+    keys: tempfile::TempDir,
 }
 
 impl TestDatabase {
@@ -117,11 +120,29 @@ impl TestDatabase {
         let _ = admin.close().await;
         let mut url = url::Url::parse(&admin_url).expect("a postgres:// URL");
         url.set_path(&name);
+        let keys = tempfile::tempdir().expect("a directory for the data key");
+        let key = keys.path().join("authgraph.data.key");
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("system randomness");
+        std::fs::write(&key, format!("{}\n", hex::encode(bytes))).expect("write the data key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("a private data key");
         Self {
             admin_url,
             name,
             url: url.to_string(),
+            keys,
         }
+    }
+
+    /// The data key file of the servers on this database.
+    pub fn data_key_file(&self) -> String {
+        self.keys
+            .path()
+            .join("authgraph.data.key")
+            .display()
+            .to_string()
     }
 }
 

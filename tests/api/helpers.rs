@@ -123,10 +123,11 @@ impl TestServer {
             dir.path().join("authgraph.secret").display().to_string(),
         ));
         if !env.iter().any(|(k, _)| k == "DATA_KEY_FILE") {
-            env.push((
-                "DATA_KEY_FILE".into(),
-                dir.path().join("authgraph.data.key").display().to_string(),
-            ));
+            let key = match &database {
+                Some(database) => database.data_key_file(),
+                None => dir.path().join("authgraph.data.key").display().to_string(),
+            };
+            env.push(("DATA_KEY_FILE".into(), key));
         }
         if !env.iter().any(|(k, _)| k == "JWT_SIGNING_KEY_FILE") {
             env.push((
@@ -176,6 +177,10 @@ impl TestServer {
             .collect();
         if let Some(database) = &database {
             env.push(("DATABASE_URL".into(), database.url.clone()));
+            // Servers of one database share its data key.
+            if !env.iter().any(|(k, _)| k == "DATA_KEY_FILE") {
+                env.push(("DATA_KEY_FILE".into(), database.data_key_file()));
+            }
         }
         Self::spawn(dir, env, database)
     }

@@ -187,7 +187,12 @@ async fn a_server_that_creates_its_own_keys_on_postgresql_says_so_once() {
     let database = Arc::new(database);
     let server = TestServer::start_on(
         Some(database),
-        &[("JWT_SECRET", SHARED_SECRET), ("JWT_ALGORITHM", "EdDSA")],
+        &[
+            ("JWT_SECRET", SHARED_SECRET),
+            ("JWT_ALGORITHM", "EdDSA"),
+            // In its own directory: not the database's shared test key.
+            ("DATA_KEY_FILE", "authgraph.data.key"),
+        ],
     );
     let log = server.log_text();
     for warning in [

@@ -53,6 +53,10 @@ async fn an_unverified_account_opens_only_four_fields_until_its_address_is_verif
     };
     // Signup still starts a session: its tokens are how the user asks for a link.
     let session = server.signup("pending").await;
+    // Other services see it too: the access token says so (the refresh
+    // token, which no other service reads, does not).
+    assert_eq!(claims(&session.access)["email_verified"], false);
+    assert!(claims(&session.refresh).get("email_verified").is_none());
     let first = sink.wait_for(1, Duration::from_secs(15)).await[0].token(&verify_prefix());
 
     for (field, body) in fields(&server, &session.access).await {
@@ -111,9 +115,11 @@ async fn an_unverified_account_opens_only_four_fields_until_its_address_is_verif
         }
     }
     let body = server.refresh(&session.refresh).await;
-    Session::from_payload(&body, "refreshToken");
+    let refreshed = Session::from_payload(&body, "refreshToken");
+    assert_eq!(claims(&refreshed.access)["email_verified"], true);
     let body = server.login("pending", "a brand new passphrase").await;
-    Session::from_payload(&body, "login");
+    let login = Session::from_payload(&body, "login");
+    assert_eq!(claims(&login.access)["email_verified"], true);
 }
 
 #[apply(backends)]
@@ -169,6 +175,10 @@ async fn optional_mode_lets_an_unverified_account_in(#[case] backend: Backend) {
         return;
     };
     let session = server.signup("relaxed").await;
+    assert!(
+        claims(&session.access).get("email_verified").is_none(),
+        "the claim is EMAIL_VERIFICATION=required's"
+    );
     for (field, body) in fields(&server, &session.access).await {
         match field {
             "revokeSession" | "users" => assert_eq!(code(&body), "FORBIDDEN", "{field}: {body}"),

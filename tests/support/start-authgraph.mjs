@@ -79,3 +79,40 @@ export async function signup(base, username) {
   if (!body.data) throw new Error(`signup failed: ${JSON.stringify(body)}`);
   return body.data.signup;
 }
+
+/**
+ * A real SMTP server (tests/support/smtp_sink.py under the Python with
+ * aiosmtpd that AUTHGRAPH_TEST_SMTP_PYTHON names) writing each mail it takes
+ * as JSON into a directory.
+ * @returns {Promise<{ url: string, mails: () => Array<{ rcpt_tos: string[], text: string }>, stop: () => void }>}
+ */
+export async function startSmtpSink() {
+  const python = process.env.AUTHGRAPH_TEST_SMTP_PYTHON;
+  if (!python) throw new Error("set AUTHGRAPH_TEST_SMTP_PYTHON to a Python with aiosmtpd (.ci/run does)");
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "authgraph-smtp-"));
+  const sink = spawn(python, [resolve(import.meta.dirname, "smtp_sink.py"), String(port), dir], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("the SMTP server did not start")), 30_000);
+    createInterface({ input: sink.stdout }).on("line", (line) => {
+      if (line.includes("smtp listening")) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    sink.on("exit", (code) => fail(new Error(`the SMTP server exited with ${code}`)));
+  });
+  const mails = () =>
+    readdirSync(dir)
+      .filter((name) => name.endsWith(".json"))
+      .sort()
+      .map((name) => JSON.parse(readFileSync(join(dir, name), "utf8")));
+  const stop = () => {
+    sink.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { url: `smtp://127.0.0.1:${port}`, mails, stop };
+}

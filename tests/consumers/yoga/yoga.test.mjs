@@ -12,11 +12,10 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 
-import { useJWT } from "@graphql-yoga/plugin-jwt";
 import { createSchema, createYoga } from "graphql-yoga";
 import YAML from "yaml";
 
-import { DEFAULT_BIN, freePort, signup, startAuthgraph } from "../../support/start-authgraph.mjs";
+import { DEFAULT_BIN, freePort, signup, startAuthgraph, startSmtpSink } from "../../support/start-authgraph.mjs";
 
 const BIN = process.env.AUTHGRAPH_BIN ?? DEFAULT_BIN;
 const GENERATED = join(import.meta.dirname, ".generated");
@@ -27,8 +26,8 @@ function gatewayConfig(consumer, env) {
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** A Yoga server with the generated options; resolves `whoami` from the verified token. */
-async function yogaWith(options) {
+/** A Yoga server with the generated plugins; resolves `whoami` from the verified token. */
+async function yogaWith(plugins) {
   const yoga = createYoga({
     schema: createSchema({
       typeDefs: "type Query { whoami: String, role: String }",
@@ -39,7 +38,7 @@ async function yogaWith(options) {
         },
       },
     }),
-    plugins: [useJWT(options)],
+    plugins,
     logging: false,
   });
   const server = createServer(yoga);
@@ -74,9 +73,10 @@ for (const algorithm of ["ES256", "RS256"]) {
       mkdirSync(GENERATED, { recursive: true });
       const module = join(GENERATED, `authgraph-jwt-${algorithm}.mjs`);
       writeFileSync(module, generated.stdout);
-      const { authgraphJwt } = await import(pathToFileURL(module).href);
+      const { authgraphJwt, authgraphPlugins } = await import(pathToFileURL(module).href);
       assert.deepEqual(authgraphJwt.tokenVerification, { algorithms: [algorithm], issuer: [publicUrl], audience: "authgraph" });
-      yoga = await yogaWith(authgraphJwt);
+      assert.equal(authgraphPlugins.length, 1, "no email check unless EMAIL_VERIFICATION=required");
+      yoga = await yogaWith(authgraphPlugins);
 
       const tokens = await signup(authgraph.base, `yoga${algorithm.toLowerCase()}`);
       const accepted = await yoga.ask(tokens.accessToken);
@@ -111,6 +111,68 @@ for (const algorithm of ["ES256", "RS256"]) {
     }
   });
 }
+
+/** POSTs one operation to authgraph at `base`; the parsed body. */
+async function gql(base, query, variables) {
+  const response = await fetch(`${base}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+  });
+  return response.json();
+}
+
+test("under EMAIL_VERIFICATION=required the Yoga config refuses an unverified account's token", async () => {
+  const sink = await startSmtpSink();
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const settings = { PUBLIC_URL: publicUrl, JWT_ALGORITHM: "ES256", EMAIL_VERIFICATION: "required", SMTP_URL: sink.url };
+  const authgraph = await startAuthgraph({ ...settings, BIND_ADDR: `127.0.0.1:${port}` });
+  let yoga;
+  try {
+    const generated = gatewayConfig("yoga", settings);
+    assert.equal(generated.status, 0, generated.stderr);
+    mkdirSync(GENERATED, { recursive: true });
+    const module = join(GENERATED, "authgraph-jwt-verified.mjs");
+    writeFileSync(module, generated.stdout);
+    const { authgraphPlugins } = await import(pathToFileURL(module).href);
+    assert.equal(authgraphPlugins.length, 2);
+    yoga = await yogaWith(authgraphPlugins);
+
+    const tokens = await signup(authgraph.base, "unverified");
+    const claims = JSON.parse(Buffer.from(tokens.accessToken.split(".")[1], "base64url"));
+    assert.equal(claims.email_verified, false);
+    const refused = await yoga.ask(tokens.accessToken);
+    assert.equal(refused.body.data?.whoami ?? null, null, JSON.stringify(refused.body));
+    assert.equal(refused.body.errors?.[0]?.extensions?.code, "EMAIL_NOT_VERIFIED", JSON.stringify(refused.body));
+    console.log(`Yoga: unverified account refused: HTTP ${refused.status} ${refused.body.errors[0].message}`);
+
+    // The account verifies its address from the mail; its next login's token passes.
+    let mail;
+    for (let i = 0; i < 200 && !mail; i++) {
+      mail = sink.mails().find((m) => m.rcpt_tos.includes("unverified@example.com"));
+      if (!mail) await new Promise((ok) => setTimeout(ok, 50));
+    }
+    assert.ok(mail, "the verification mail arrived");
+    const token = /verify-email#token=([A-Za-z0-9_-]+)/.exec(mail.text)[1];
+    const verified = await gql(authgraph.base, "mutation($t: String!) { verifyEmail(token: $t) }", { t: token });
+    assert.equal(verified.data?.verifyEmail, true, JSON.stringify(verified));
+    const login = await gql(
+      authgraph.base,
+      "mutation($i: LoginInput!) { login(input: $i) { accessToken user { id } } }",
+      { i: { username: "unverified", password: "correct horse battery" } },
+    );
+    const access = login.data.login.accessToken;
+    assert.equal(JSON.parse(Buffer.from(access.split(".")[1], "base64url")).email_verified, true);
+    const accepted = await yoga.ask(access);
+    assert.deepEqual(accepted.body.data, { whoami: login.data.login.user.id, role: "USER" }, JSON.stringify(accepted.body));
+    console.log("Yoga: the same account accepted once verified");
+  } finally {
+    await yoga?.close();
+    authgraph.stop();
+    sink.stop();
+  }
+});
 
 test("gateway-config writes Hasura's JSON and Apollo Router's YAML from the settings", () => {
   const settings = {
@@ -150,6 +212,18 @@ test("gateway-config writes Hasura's JSON and Apollo Router's YAML from the sett
     audiences: ["my-api"],
     algorithms: ["EdDSA"],
   });
+
+  // Under EMAIL_VERIFICATION=required: the Router's output shows the script
+  // that refuses an unverified account; Hasura's says what it can't check.
+  const required = { ...settings, EMAIL_VERIFICATION: "required", SMTP_URL: "smtp://127.0.0.1:25" };
+  const routerRequired = gatewayConfig("apollo-router", required);
+  assert.equal(routerRequired.status, 0, routerRequired.stderr);
+  assert.deepEqual(YAML.parse(routerRequired.stdout), YAML.parse(router.stdout), "comments only");
+  assert.match(routerRequired.stdout, /email_verified"\] == false/);
+  const hasuraRequired = gatewayConfig("hasura", required);
+  assert.equal(hasuraRequired.status, 0, hasuraRequired.stderr);
+  assert.equal(hasuraRequired.stdout, hasura.stdout);
+  assert.match(hasuraRequired.stderr, /email_verified/);
 
   // Nothing to publish under HS256; Yoga's plugin has no EdDSA.
   for (const consumer of ["hasura", "apollo-router", "yoga"]) {
