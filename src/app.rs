@@ -211,6 +211,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         refresh_cookie: settings.refresh_token_cookie.is_on(),
         login_failures_per_hour: settings.login_failures_per_hour,
         verified_only: settings.email_verification == EmailVerification::Required,
+        reauth_window: i64::try_from(settings.reauth_window).unwrap_or(0),
         mfa: crate::auth::mfa::Mfa::new(
             &data_key,
             settings.totp_issuer.clone(),

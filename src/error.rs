@@ -23,10 +23,15 @@ pub enum AppError {
     InvalidCredentials,
     /// `INVALID_CREDENTIALS` for a wrong (or used) second-factor code.
     InvalidCode,
+    /// `INVALID_CREDENTIALS`: MFA is on and no code came with the password.
+    CodeRequired,
     Unauthenticated(AuthFailure),
     Forbidden,
     /// `FORBIDDEN`, saying why (a cap, or what an API key may not do).
     ForbiddenWith(&'static str),
+    /// `FORBIDDEN` with `reason: "reauthentication_required"`: a sensitive
+    /// field without the password, in a session signed in too long ago.
+    ReauthenticationRequired,
     /// The password was right; the login waits for a second factor.
     MfaRequired {
         mfa_token: String,
@@ -51,9 +56,13 @@ impl AppError {
         match self {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
-            Self::InvalidCredentials | Self::InvalidCode => "INVALID_CREDENTIALS",
+            Self::InvalidCredentials | Self::InvalidCode | Self::CodeRequired => {
+                "INVALID_CREDENTIALS"
+            }
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
-            Self::Forbidden | Self::ForbiddenWith(_) => "FORBIDDEN",
+            Self::Forbidden | Self::ForbiddenWith(_) | Self::ReauthenticationRequired => {
+                "FORBIDDEN"
+            }
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::MfaRequired { .. } => "MFA_REQUIRED",
             Self::FeatureDisabled(_) => "FEATURE_DISABLED",
@@ -132,10 +141,19 @@ impl From<AppError> for async_graphql::Error {
             AppError::InvalidCode => {
                 async_graphql::Error::new("The code is not valid, or was used already")
             }
+            AppError::CodeRequired => async_graphql::Error::new(
+                "MFA is on for this account: give a code from your authenticator app (or a \
+                 recovery code) with the password",
+            ),
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
             AppError::ForbiddenWith(why) => async_graphql::Error::new(why),
+            AppError::ReauthenticationRequired => async_graphql::Error::new(
+                "This needs a fresh proof: give your password again (and a code with MFA on), \
+                 or sign in again",
+            )
+            .extend_with(|_, e| e.set("reason", "reauthentication_required")),
             AppError::MfaRequired { mfa_token } => async_graphql::Error::new(
                 "A second factor is needed: call verifyMfa with this mfaToken and a code",
             )
@@ -176,6 +194,9 @@ mod tests {
         assert_eq!(v["extensions"]["reason"], "expired");
         let v = extensions(AppError::TooManyRequests { retry_after: 3 });
         assert_eq!(v["extensions"]["retryAfter"], 3);
+        let v = extensions(AppError::ReauthenticationRequired);
+        assert_eq!(v["extensions"]["code"], "FORBIDDEN");
+        assert_eq!(v["extensions"]["reason"], "reauthentication_required");
         let v = extensions(AppError::Conflict { field: "username" });
         assert_eq!(v["extensions"]["field"], "username");
     }

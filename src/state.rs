@@ -25,6 +25,8 @@ pub struct AppState {
     /// `EMAIL_VERIFICATION=required`: an unverified account's tokens open
     /// only `me`, `requestEmailVerification`, `logout` and `logoutAll`.
     pub verified_only: bool,
+    /// `REAUTH_WINDOW`, seconds: how long a sign-in counts as a fresh proof.
+    pub reauth_window: i64,
     /// The second factor's keys (subkeys of the data key) and rules.
     pub mfa: Mfa,
     /// Mail (`SMTP_URL`); `None` when off.

@@ -144,6 +144,7 @@ fn app_state(store: Store) -> AppState {
         refresh_cookie: false,
         login_failures_per_hour: 0,
         verified_only: false,
+        reauth_window: 300,
         mfa: authgraph::auth::mfa::Mfa::new(&Secret::from("d".repeat(32)), "authgraph".into(), 300),
         mailer: None,
     }

@@ -212,6 +212,12 @@ pub struct Settings {
     #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub email_verification_ttl: u64,
 
+    /// Seconds after a session's sign-in during which it counts as a fresh
+    /// proof for sensitive fields (API keys, MFA, granting ADMIN) without the
+    /// password again; a refresh never renews it. 0: only the password does.
+    #[arg(long, env = "REAUTH_WINDOW", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    pub reauth_window: u64,
+
     /// Seconds an `mfaToken` (a login waiting for its second factor) lives.
     #[arg(long, env = "MFA_TOKEN_TTL", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
     pub mfa_token_ttl: u64,

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use super::context::{AdminOnly, ContextExt, NoApiKey};
+use super::reauth;
 use super::types::{Role, User};
 use crate::domain::InvalidInput;
 use crate::error::AppError;
@@ -110,10 +111,27 @@ pub struct AdminMutation;
 impl AdminMutation {
     /// Gives a user a role. ADMIN only. Takes effect on the user's next request.
     /// Demoting the last ADMIN is `FORBIDDEN`: the service always keeps one.
+    /// Granting ADMIN needs a fresh proof (the password again, with `code`
+    /// once MFA is on, or a session signed in less than `REAUTH_WINDOW`
+    /// ago), so a stolen admin token can't mint a lasting admin.
     #[graphql(guard = "AdminOnly.and(NoApiKey)")]
-    async fn set_role(&self, ctx: &Context<'_>, user_id: ID, role: Role) -> Result<User, AppError> {
+    async fn set_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role: Role,
+        password: Option<String>,
+        code: Option<String>,
+    ) -> Result<User, AppError> {
         let unknown = || InvalidInput::new("userId", "is not the id of a user");
         let id = Uuid::parse_str(&user_id).map_err(|_| unknown())?;
+        if role == Role::Admin {
+            let requester = ctx.requester().await?;
+            if password.is_some() {
+                ctx.rate_limit()?;
+            }
+            reauth::fresh_proof(ctx, &requester, password, code.as_deref()).await?;
+        }
         match ctx.state().store.set_role(id, role.into()).await {
             Ok(user) => {
                 ctx.forget_requester().await;

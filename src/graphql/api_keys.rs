@@ -6,7 +6,7 @@ use entity::api_key;
 use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt, NOT_WITH_API_KEY, NoApiKey};
-use super::mfa;
+use super::reauth;
 use super::types::DateTime;
 use crate::auth::api_key::NewKey;
 use crate::domain::InvalidInput;
@@ -98,17 +98,19 @@ pub struct ApiKeyMutation;
 
 #[Object]
 impl ApiKeyMutation {
-    /// Makes a key for scripts and services. Needs the password again, so a
-    /// stolen access token alone can't mint a lasting credential: a wrong
-    /// one is `INVALID_CREDENTIALS` and counts as a failed login.
-    /// `code` is the second factor, once MFA is on. `expiresInDays` is
-    /// 1..365; past 20 live keys, `FORBIDDEN`. An API key can't make another.
+    /// Makes a key for scripts and services. Needs a fresh proof: the
+    /// password again (with `code` once MFA is on; wrong is
+    /// `INVALID_CREDENTIALS`, counted as a failed login), or a session
+    /// signed in less than `REAUTH_WINDOW` ago (else `FORBIDDEN`, `reason:
+    /// "reauthentication_required"`), so a stolen access token alone can't
+    /// mint a lasting credential. `expiresInDays` is 1..365; past 20 live
+    /// keys, `FORBIDDEN`. An API key can't make another.
     #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         name: String,
-        password: String,
+        password: Option<String>,
         code: Option<String>,
         #[graphql(default = 90)] expires_in_days: Option<i32>,
     ) -> Result<NewApiKey, AppError> {
@@ -120,14 +122,8 @@ impl ApiKeyMutation {
         if !(1..=MAX_DAYS).contains(&expires_in_days) {
             return Err(InvalidInput::new("expiresInDays", "must be between 1 and 365").into());
         }
-        let user = &requester.user;
-        mfa::password_again(ctx, user.id, &user.username, password).await?;
+        reauth::fresh_proof(ctx, &requester, password, code.as_deref()).await?;
         let state = ctx.state();
-        if state.store.mfa_enabled(user.id).await? {
-            // A missing code counts as a wrong one.
-            let code = code.unwrap_or_default();
-            mfa::code_again(ctx, user.id, &user.username, &code).await?;
-        }
         let new = NewKey::generate().map_err(AppError::internal)?;
         let now = state.clock.now();
         let model = api_key::Model {

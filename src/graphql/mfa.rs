@@ -7,8 +7,10 @@ use entity::mfa_challenge;
 use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt, NoApiKey};
+use super::reauth::{Fresh, fresh_proof};
 use super::types::AuthPayload;
 use crate::auth::AuthFailure;
+use crate::auth::bearer::Requester;
 use crate::auth::mfa::{MAX_FAILURES, mfa_token_hash, new_mfa_token};
 use crate::error::AppError;
 use crate::store::{Finish, Proof};
@@ -116,16 +118,22 @@ pub(super) async fn code_again(
     ctx.check_passed(attempt).await
 }
 
-/// The password and a second factor, both counted like a login's.
-async fn password_and_code(
+/// A fresh proof and `code` for fields that change the second factor: with
+/// the password the proof checks the code too; in a fresh session the code
+/// is checked here. Either way once.
+async fn proof_and_code(
     ctx: &Context<'_>,
-    user_id: Uuid,
-    username: &str,
-    password: String,
+    requester: &Requester,
+    password: Option<String>,
     code: &str,
 ) -> Result<(), AppError> {
-    password_again(ctx, user_id, username, password).await?;
-    code_again(ctx, user_id, username, code).await
+    match fresh_proof(ctx, requester, password, Some(code)).await? {
+        Fresh::Password => Ok(()),
+        Fresh::Session => {
+            let user = &requester.user;
+            code_again(ctx, user.id, &user.username, code).await
+        }
+    }
 }
 
 /// New recovery codes: shown, and their MACs for the store.
@@ -174,22 +182,24 @@ pub struct MfaMutation;
 
 #[Object]
 impl MfaMutation {
-    /// Starts setting up an authenticator app: needs the password again.
-    /// Starting over replaces a pending enrollment; with MFA on, `FORBIDDEN`.
+    /// Starts setting up an authenticator app: needs a fresh proof (the
+    /// password again, or a session signed in less than `REAUTH_WINDOW`
+    /// ago). Starting over replaces a pending enrollment; with MFA on,
+    /// `FORBIDDEN`.
     #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn start_totp_enrollment(
         &self,
         ctx: &Context<'_>,
-        password: String,
+        password: Option<String>,
     ) -> Result<TotpEnrollment, AppError> {
         ctx.rate_limit()?;
         let requester = ctx.requester().await?;
         let user = &requester.user;
-        password_again(ctx, user.id, &user.username, password).await?;
         let state = ctx.state();
         if state.store.mfa_enabled(user.id).await? {
             return Err(AppError::ForbiddenWith(MFA_ON));
         }
+        fresh_proof(ctx, &requester, password, None).await?;
         let enrollment = state
             .mfa
             .enroll(&user.username)
@@ -246,13 +256,14 @@ impl MfaMutation {
         Ok(codes)
     }
 
-    /// New recovery codes in place of the old (used or not): needs the
-    /// password and a code (TOTP or recovery).
+    /// New recovery codes in place of the old (used or not): needs a code
+    /// (TOTP or recovery) and a fresh proof (the password, or a session
+    /// signed in less than `REAUTH_WINDOW` ago).
     #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn regenerate_recovery_codes(
         &self,
         ctx: &Context<'_>,
-        password: String,
+        password: Option<String>,
         code: String,
     ) -> Result<Vec<String>, AppError> {
         ctx.rate_limit()?;
@@ -261,7 +272,7 @@ impl MfaMutation {
         if !ctx.state().store.mfa_enabled(user.id).await? {
             return Err(AppError::ForbiddenWith(MFA_OFF));
         }
-        password_and_code(ctx, user.id, &user.username, password, &code).await?;
+        proof_and_code(ctx, &requester, password, &code).await?;
         let (codes, macs) = new_codes(ctx)?;
         ctx.state()
             .store
@@ -270,13 +281,14 @@ impl MfaMutation {
         Ok(codes)
     }
 
-    /// Turns MFA off: needs the password and a code (TOTP or recovery).
-    /// Every other session of the user ends.
+    /// Turns MFA off: needs a code (TOTP or recovery) and a fresh proof
+    /// (the password, or a session signed in less than `REAUTH_WINDOW`
+    /// ago). Every other session of the user ends.
     #[graphql(guard = "Authenticated.and(NoApiKey)")]
     async fn disable_totp(
         &self,
         ctx: &Context<'_>,
-        password: String,
+        password: Option<String>,
         code: String,
     ) -> Result<bool, AppError> {
         ctx.rate_limit()?;
@@ -286,7 +298,7 @@ impl MfaMutation {
         if !state.store.mfa_enabled(user.id).await? {
             return Err(AppError::ForbiddenWith(MFA_OFF));
         }
-        password_and_code(ctx, user.id, &user.username, password, &code).await?;
+        proof_and_code(ctx, &requester, password, &code).await?;
         let now = state.clock.now().timestamp();
         let ended = state
             .store

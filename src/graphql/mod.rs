@@ -10,6 +10,7 @@ mod limits;
 mod mfa;
 mod parse_cache;
 mod pipeline;
+mod reauth;
 mod recovery;
 mod sessions;
 mod timing;

@@ -131,6 +131,26 @@ impl Store {
         Ok(sessions.len() as u64)
     }
 
+    /// When live session `sid` of `user_id` was signed in (its row's
+    /// creation: a refresh never changes it); `None` when it is not one.
+    #[tracing::instrument(
+        name = "db.session.signed_in_at",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
+    pub async fn signed_in_at(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        now: i64,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
+        Ok(self
+            .unique(live_sessions_of(user_id, now).filter(session::Column::Id.eq(sid)))
+            .await?
+            .map(|session| session.created_at))
+    }
+
     /// Is `sid` a live session of `user_id`?
     #[tracing::instrument(
         name = "db.session.owns",

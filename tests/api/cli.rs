@@ -99,6 +99,10 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         "JWT_LEEWAY",
     );
     assert_refused(
+        &run(dir.path(), &[], &[("REAUTH_WINDOW", "3601")]),
+        "REAUTH_WINDOW",
+    );
+    assert_refused(
         &run(dir.path(), &[], &[("AUTH_RATE_LIMIT_PER_MINUTE", "many")]),
         "AUTH_RATE_LIMIT_PER_MINUTE",
     );

@@ -21,6 +21,7 @@ mod password_policy;
 mod postgres;
 mod races;
 mod rate_limit;
+mod reauth;
 mod restart;
 mod sessions;
 mod signup;
