@@ -55,8 +55,10 @@ pub const MAX_DEPTH: usize = 16;
 /// query needs 230, measured; a test runs it.
 pub const MAX_COMPLEXITY: usize = 500;
 /// The schema's description (`__schema { description }`).
-pub const DESCRIPTION: &str = "authgraph: signup, login, rotating refresh tokens, \
-instant logout, sessions and roles. Send the access token as `Authorization: Bearer <accessToken>`.";
+pub const DESCRIPTION: &str = "authgraph: signup and login, rotating refresh tokens, \
+instant logout, sessions and roles, account recovery by mail, API keys and TOTP multi-factor \
+authentication. Send the access token as `Authorization: Bearer <accessToken>`, an API key as \
+`Authorization: Token <key>`.";
 
 pub use codes::request_error;
 pub use limits::{MAX_NESTING, nesting_exceeds};
@@ -75,8 +77,8 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
     // From the SDL of the same schema without the extension: the check
     // needs every argument's type before this schema exists.
-    let positions = variable_positions::Positions::from_sdl(&sdl())
-        .unwrap_or_else(|| unreachable!("async-graphql's SDL parses"));
+    let positions = variable_positions::Positions::from_sdl(&builder().finish().sdl())
+        .unwrap_or_else(|| unreachable!("async-graphql's SDL parses (a unit test holds it)"));
     builder()
         .extension(pipeline::Pipeline::new(
             state.metrics.latency.clone(),
@@ -87,6 +89,40 @@ pub fn schema(state: std::sync::Arc<AppState>) -> AuthSchema {
 }
 
 /// The SDL: `authgraph schema`, and `schema.graphql` at the repository root.
+/// With the schema's description, which introspection gives and
+/// async-graphql's printer leaves out.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    // async-graphql's parser has no schema descriptions: `Positions` reads
+    // the SDL without it.
+    let sdl = builder().finish().sdl();
+    let described = format!("\"\"\"\n{DESCRIPTION}\n\"\"\"\nschema {{");
+    match sdl.rfind("\nschema {") {
+        Some(at) => format!(
+            "{}\n{described}{}",
+            &sdl[..at],
+            &sdl[at + "\nschema {".len()..]
+        ),
+        None => sdl,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variable_check_reads_this_schema() {
+        let positions = variable_positions::Positions::from_sdl(&builder().finish().sdl());
+        assert!(positions.is_some());
+    }
+
+    #[test]
+    fn the_sdl_carries_the_schema_description_once() {
+        let sdl = sdl();
+        assert_eq!(sdl.matches(DESCRIPTION).count(), 1);
+        assert!(
+            sdl.trim_end()
+                .ends_with("schema {\n\tquery: Query\n\tmutation: Mutation\n}")
+        );
+    }
 }
