@@ -40,7 +40,7 @@ pub struct App {
 
 /// Connects, applies pending migrations and opens the store on the database.
 pub async fn open_store(settings: &Settings) -> Result<Store, ConfigError> {
-    let db = store::connect(&settings.database_url, settings.pool())
+    let db = store::connect(&settings.database.database_url, settings.database.pool())
         .await
         .map_err(|err| {
             ConfigError::new(
@@ -143,30 +143,30 @@ pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Mod
 }
 
 pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
-    settings.explicit_jwt_key()?;
-    settings.check_mail()?;
+    settings.tokens.explicit_jwt_key()?;
+    settings.mail.check()?;
     // Keys before the database: a bad key file is reported at once.
-    let signing_key_new =
-        KeyKind::of(settings.jwt_algorithm).is_some() && !settings.jwt_signing_key_file.exists();
+    let signing_key_new = KeyKind::of(settings.tokens.jwt_algorithm).is_some()
+        && !settings.tokens.jwt_signing_key_file.exists();
     let keys = load_keys(settings)?;
     let store = open_store(settings).await?;
     // Created only once the database answered: a bad DATABASE_URL leaves no key behind.
-    let data_key_new = !settings.data_key_file.exists();
-    let data_key = settings.data_key()?;
+    let data_key_new = !settings.tokens.data_key_file.exists();
+    let data_key = settings.tokens.data_key()?;
     check_data_key(&store, &data_key).await?;
     let mailer = crate::mail::Mailer::new(settings, &data_key)?.map(std::sync::Arc::new);
-    let key = settings.jwt_key()?;
+    let key = settings.tokens.jwt_key()?;
     let shared_database = store.connection().get_database_backend() == DbBackend::Postgres;
-    if settings.jwt_secret.is_none() && shared_database {
+    if settings.tokens.jwt_secret.is_none() && shared_database {
         tracing::warn!(
-            key_file = %settings.jwt_secret_file.display(),
+            key_file = %settings.tokens.jwt_secret_file.display(),
             "JWT_SECRET is unset: this server signs with its own key file; \
              servers sharing this database must share one JWT_SECRET, or they refuse each other's tokens"
         );
     }
     if shared_database && signing_key_new {
         tracing::warn!(
-            key_file = %settings.jwt_signing_key_file.display(),
+            key_file = %settings.tokens.jwt_signing_key_file.display(),
             "this server created its own signing key (JWT_SIGNING_KEY_FILE): servers sharing this \
              database must use the same file, or list each other's public keys in \
              JWT_VERIFY_KEY_FILES, or they refuse each other's tokens"
@@ -174,7 +174,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     }
     if shared_database && data_key_new {
         tracing::warn!(
-            key_file = %settings.data_key_file.display(),
+            key_file = %settings.tokens.data_key_file.display(),
             "this server created its own data key (DATA_KEY_FILE): servers sharing this database \
              must use the same file, or what one seals (queued mails' links) the others can't open"
         );
@@ -186,36 +186,36 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         &key,
         keys,
         TokenRules {
-            access_ttl: settings.access_token_ttl,
-            refresh_ttl: settings.refresh_token_ttl,
-            leeway: settings.jwt_leeway,
+            access_ttl: settings.tokens.access_token_ttl,
+            refresh_ttl: settings.tokens.refresh_token_ttl,
+            leeway: settings.tokens.jwt_leeway,
             issuer: settings.issuer(),
             audience: settings.audience(),
-            hasura: settings.jwt_claims == crate::config::ClaimsProfile::Hasura,
-            email_verified: settings.email_verification == EmailVerification::Required,
+            hasura: settings.tokens.jwt_claims == crate::config::ClaimsProfile::Hasura,
+            email_verified: settings.mail.email_verification == EmailVerification::Required,
         },
     );
     let well_known = http::WellKnown::new(
         tokens.jwks(),
         tokens.issuer(),
-        &settings.public_url.join(".well-known/jwks.json"),
+        &settings.edge.public_url.join(".well-known/jwks.json"),
     );
     let state = AppState {
         store: store.clone(),
         tokens,
         hasher,
-        limiter: RateLimiter::new(settings.auth_rate_limit_per_minute),
+        limiter: RateLimiter::new(settings.limits.auth_rate_limit_per_minute),
         metrics: Metrics::new()
             .map_err(|err| ConfigError::new("start-up", format!("cannot set up metrics: {err}")))?,
         clock: Clock,
-        refresh_cookie: settings.refresh_token_cookie.is_on(),
-        login_failures_per_hour: settings.login_failures_per_hour,
-        verified_only: settings.email_verification == EmailVerification::Required,
-        reauth_window: i64::try_from(settings.reauth_window).unwrap_or(0),
+        refresh_cookie: settings.edge.refresh_token_cookie.is_on(),
+        login_failures_per_hour: settings.limits.login_failures_per_hour,
+        verified_only: settings.mail.email_verification == EmailVerification::Required,
+        reauth_window: i64::try_from(settings.tokens.reauth_window).unwrap_or(0),
         mfa: crate::auth::mfa::Mfa::new(
             &data_key,
-            settings.totp_issuer.clone(),
-            i64::try_from(settings.mfa_token_ttl).unwrap_or(i64::MAX),
+            settings.mfa.totp_issuer.clone(),
+            i64::try_from(settings.mfa.mfa_token_ttl).unwrap_or(i64::MAX),
         ),
         mailer,
     };
@@ -223,13 +223,13 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
     let state = std::sync::Arc::new(state);
     let schema = graphql::schema(state.clone());
 
-    let acceptor = TcpListener::bind(settings.bind_addr)
+    let acceptor = TcpListener::bind(settings.server.bind_addr)
         .into_acceptor()
         .await
         .map_err(|err| {
             ConfigError::new(
                 "BIND_ADDR",
-                format!("cannot listen on {}: {err}", settings.bind_addr),
+                format!("cannot listen on {}: {err}", settings.server.bind_addr),
             )
         })?;
     let addr = acceptor
@@ -257,17 +257,19 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .data(well_known)
         .data(schema)
         .data(http::PersistedQueries::default())
-        .data(http::TrustedProxies::new(settings.trusted_proxies.clone()))
+        .data(http::TrustedProxies::new(
+            settings.edge.trusted_proxies.clone(),
+        ))
         .data(http::Browsers::new(
-            settings.public_url.origin().clone(),
-            settings.cors_allowed_origins.clone(),
-            settings.refresh_token_cookie.is_on(),
+            settings.edge.public_url.origin().clone(),
+            settings.edge.cors_allowed_origins.clone(),
+            settings.edge.refresh_token_cookie.is_on(),
         ))
         .data(store)
         .data(state.clone())
         .with(CatchPanic::new())
         .with(http::BrowserCors::new(
-            settings.cors_allowed_origins.clone(),
+            settings.edge.cors_allowed_origins.clone(),
         ))
         .around(http::request_span)
         .boxed();
@@ -276,21 +278,22 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         addr,
         routes,
         state,
-        leeway: i64::try_from(settings.jwt_leeway).unwrap_or(0),
+        leeway: i64::try_from(settings.tokens.jwt_leeway).unwrap_or(0),
     })
 }
 
 /// The asymmetric keys of `JWT_ALGORITHM`: the signing key (created once
 /// when its file is absent) and the verify keys. `None` under HS256.
 pub fn load_keys(settings: &Settings) -> Result<Option<KeySet>, ConfigError> {
-    let Some(kind) = KeyKind::of(settings.jwt_algorithm) else {
+    let Some(kind) = KeyKind::of(settings.tokens.jwt_algorithm) else {
         return Ok(None);
     };
-    let signing_path = settings.jwt_signing_key_file.display().to_string();
-    let signing_pem =
-        settings.signing_key_pem(|| keys::generate(kind).map_err(|err| err.to_string()))?;
+    let signing_path = settings.tokens.jwt_signing_key_file.display().to_string();
+    let signing_pem = settings
+        .tokens
+        .signing_key_pem(|| keys::generate(kind).map_err(|err| err.to_string()))?;
     let mut verify = Vec::new();
-    for path in settings.verify_key_files() {
+    for path in settings.tokens.verify_key_files() {
         let pem = std::fs::read_to_string(path).map_err(|err| {
             ConfigError::new(
                 "JWT_VERIFY_KEY_FILES",
@@ -348,12 +351,12 @@ pub fn generate_key(
 
 /// `authgraph keys list`: a line per key in use: kid, algorithm, role, file.
 pub fn list_keys(settings: &Settings) -> Result<Vec<String>, KeysError> {
-    if !settings.jwt_algorithm.is_asymmetric() {
+    if !settings.tokens.jwt_algorithm.is_asymmetric() {
         return Err(KeysError::NothingPublished);
     }
-    if !settings.jwt_signing_key_file.exists() {
+    if !settings.tokens.jwt_signing_key_file.exists() {
         return Err(KeysError::NoSigningKey(
-            settings.jwt_signing_key_file.display().to_string(),
+            settings.tokens.jwt_signing_key_file.display().to_string(),
         ));
     }
     let keys = load_keys(settings)?.ok_or(KeysError::NothingPublished)?;
@@ -379,11 +382,11 @@ pub fn list_keys(settings: &Settings) -> Result<Vec<String>, KeysError> {
 /// Cookie mode works only when the browser keeps and sends the cookie:
 /// says so at start for each setting that stops it.
 fn warn_of_browser_settings(settings: &Settings) {
-    if !settings.refresh_token_cookie.is_on() {
+    if !settings.edge.refresh_token_cookie.is_on() {
         return;
     }
-    let public = settings.public_url.origin();
-    for origin in settings.cors_allowed_origins.iter() {
+    let public = settings.edge.public_url.origin();
+    for origin in settings.edge.cors_allowed_origins.iter() {
         if !origin.same_site(public) {
             tracing::warn!(
                 %origin,

@@ -39,21 +39,21 @@ pub struct Generated {
 
 /// The configuration of `consumer` for these settings.
 pub fn generate(settings: &Settings, consumer: Consumer) -> Result<Generated, GatewayError> {
-    let algorithm = settings.jwt_algorithm;
+    let algorithm = settings.tokens.jwt_algorithm;
     if !algorithm.is_asymmetric() {
         return Err(GatewayError::Symmetric);
     }
     let facts = Facts {
-        jwks_uri: settings.public_url.join(".well-known/jwks.json"),
+        jwks_uri: settings.edge.public_url.join(".well-known/jwks.json"),
         issuer: settings.issuer(),
         audience: settings.audience(),
         algorithm: algorithm.as_str(),
-        verified_only: settings.email_verification == EmailVerification::Required,
+        verified_only: settings.mail.email_verification == EmailVerification::Required,
     };
     let mut warnings = Vec::new();
     let text = match consumer {
         Consumer::Hasura => {
-            if settings.jwt_claims != ClaimsProfile::Hasura {
+            if settings.tokens.jwt_claims != ClaimsProfile::Hasura {
                 warnings.push(
                     "JWT_CLAIMS is not `hasura`: Hasura finds no session variables in the tokens \
                      until authgraph runs with JWT_CLAIMS=hasura"
@@ -85,10 +85,12 @@ pub fn generate(settings: &Settings, consumer: Consumer) -> Result<Generated, Ga
             yoga(&facts)
         }
     };
-    if !settings.public_url.origin().is_https() && !settings.public_url.origin().is_loopback() {
+    if !settings.edge.public_url.origin().is_https()
+        && !settings.edge.public_url.origin().is_loopback()
+    {
         warnings.push(format!(
             "PUBLIC_URL is plain http ({}): consumers would fetch the keys unprotected",
-            settings.public_url.origin()
+            settings.edge.public_url.origin()
         ));
     }
     Ok(Generated { text, warnings })

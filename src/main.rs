@@ -191,12 +191,12 @@ fn fail(err: &ConfigError) -> ExitCode {
 }
 
 fn init_tracing(settings: &Settings) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&settings.rust_log)
+    let filter = EnvFilter::try_new(&settings.server.rust_log)
         .map_err(|err| ConfigError::new("RUST_LOG", err.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match settings.log_format {
+    match settings.server.log_format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         // For collectors: every event lists the spans it ran in, and each
         // span logs a line with its timing when it closes (the `request`

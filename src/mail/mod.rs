@@ -84,6 +84,7 @@ impl Mailer {
     /// The mailer of `SMTP_URL`, or `None` when mail is off.
     pub fn new(settings: &Settings, data_key: &Secret) -> Result<Option<Self>, ConfigError> {
         let Some(url) = settings
+            .mail
             .smtp_url
             .as_ref()
             .map(|url| String::from_utf8_lossy(url.expose()).trim().to_owned())
@@ -136,7 +137,7 @@ impl Mailer {
                 lettre::transport::smtp::authentication::Credentials::new(user, pass),
             );
         }
-        let from: Mailbox = settings.mail_from.parse().map_err(|_| {
+        let from: Mailbox = settings.mail.mail_from.parse().map_err(|_| {
             ConfigError::new(
                 "MAIL_FROM",
                 "expected an address, e.g. authgraph <no-reply@example.com>",
@@ -145,10 +146,10 @@ impl Mailer {
         Ok(Some(Self {
             transport: builder.timeout(Some(SMTP_TIMEOUT)).build(),
             from,
-            public_url: settings.public_url.clone(),
+            public_url: settings.edge.public_url.clone(),
             sealer: Sealer::new(data_key, OUTBOX_TOKEN_SEALING),
-            reset_ttl: i64::try_from(settings.password_reset_ttl).unwrap_or(1800),
-            verify_ttl: i64::try_from(settings.email_verification_ttl).unwrap_or(86_400),
+            reset_ttl: i64::try_from(settings.mail.password_reset_ttl).unwrap_or(1800),
+            verify_ttl: i64::try_from(settings.mail.email_verification_ttl).unwrap_or(86_400),
             wake: Notify::new(),
         }))
     }
