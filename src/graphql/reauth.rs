@@ -1,14 +1,18 @@
-//! The one fresh-proof rule for sensitive fields (API.md, "Fresh proof for
+//! Proofs that the caller is the account's owner: the password again, a
+//! second factor (a TOTP or recovery code, each counted as a login's), and
+//! the one fresh-proof rule for sensitive fields (API.md, "Fresh proof for
 //! sensitive fields"): every field that creates a lasting credential, shows
 //! a secret or changes how the account signs in asks it here, and nowhere
 //! else decides it.
 
 use async_graphql::Context;
+use uuid::Uuid;
 
 use super::context::{ContextExt, NOT_WITH_API_KEY};
-use super::mfa::{code_again, password_again};
+use crate::auth::AuthFailure;
 use crate::auth::bearer::Requester;
 use crate::error::AppError;
+use crate::store::Proof;
 
 /// How the caller proved it is the account's owner just now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,4 +69,95 @@ pub(super) async fn fresh_proof(
         Some(at) if (now - at).num_seconds() < state.reauth_window => Ok(Fresh::Session),
         _ => Err(AppError::ReauthenticationRequired),
     }
+}
+
+/// What `code` could prove for `user_id`'s enabled credential (see
+/// [`Proof`]): `None` when MFA is off.
+pub(super) async fn proof_of(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    code: &str,
+) -> Result<Option<Proof>, AppError> {
+    let state = ctx.state();
+    let Some(totp) = state
+        .store
+        .totp_of(user_id)
+        .await?
+        .filter(|totp| totp.enabled_at.is_some())
+    else {
+        return Ok(None);
+    };
+    let now = state.clock.now().timestamp();
+    let steps = state
+        .mfa
+        .steps_of(&totp.sealed_secret, code, now)
+        .map_err(AppError::internal)?;
+    Ok(Some(Proof {
+        steps: steps
+            .into_iter()
+            .filter(|step| *step > totp.last_step)
+            .collect(),
+        recovery_mac: state.mfa.recovery_mac(code),
+    }))
+}
+
+/// Does `code` (a TOTP code, or a recovery code) prove the second factor of
+/// `user_id`? A TOTP code counts only for a step later than the last one
+/// accepted, a recovery code once: of concurrent requests with one code,
+/// one gets `true`.
+pub(super) async fn second_factor(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    code: &str,
+) -> Result<bool, AppError> {
+    let Some(proof) = proof_of(ctx, user_id, code).await? else {
+        return Ok(false);
+    };
+    let now = ctx.state().clock.now().timestamp();
+    Ok(ctx
+        .state()
+        .store
+        .use_proof(user_id, &proof, now)
+        .await?
+        .is_some())
+}
+
+/// Checks the caller's password again (counted in the account's throttle,
+/// like a login; the caller counts the IP limit).
+pub(super) async fn password_again(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    username: &str,
+    password: String,
+) -> Result<(), AppError> {
+    let attempt = ctx.throttle(username).await?;
+    let state = ctx.state();
+    let stored = state
+        .store
+        .password_hash(user_id)
+        .await?
+        .ok_or(AuthFailure::Invalid)?;
+    let verified = state
+        .hasher
+        .verify(password, Some(stored))
+        .await
+        .map_err(AppError::internal)?;
+    if !verified {
+        return Err(AppError::InvalidCredentials);
+    }
+    ctx.check_passed(attempt).await
+}
+
+/// Checks a second factor of the caller, counted like a login's password.
+pub(super) async fn code_again(
+    ctx: &Context<'_>,
+    user_id: Uuid,
+    username: &str,
+    code: &str,
+) -> Result<(), AppError> {
+    let attempt = ctx.throttle(username).await?;
+    if !second_factor(ctx, user_id, code).await? {
+        return Err(AppError::InvalidCode);
+    }
+    ctx.check_passed(attempt).await
 }
