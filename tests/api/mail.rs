@@ -701,6 +701,22 @@ async fn without_smtp_the_mail_fields_are_feature_disabled() {
     assert_eq!(me["data"]["me"]["emailVerified"], false);
 }
 
+/// Two server processes on one new PostgreSQL database, both sending mail
+/// to `sink` (with the database's one data key, which seals the outbox's
+/// tokens); `None` without PostgreSQL.
+async fn mail_pair(sink: &SmtpSink) -> Option<(TestServer, TestServer)> {
+    let database = std::sync::Arc::new(TestDatabase::fresh().await?);
+    let url = sink.url();
+    let env = [
+        ("SMTP_URL", url.as_str()),
+        ("PUBLIC_URL", PUBLIC),
+        ("JWT_SECRET", "mail-servers-share-one-key-0123456789"),
+    ];
+    let a = TestServer::start_on(Some(database.clone()), &env);
+    let b = TestServer::start_on(Some(database), &env);
+    Some((a, b))
+}
+
 /// Two servers on one PostgreSQL, both with a mail worker: each requested
 /// mail goes out once (the claim skips rows another server holds).
 #[tokio::test]
@@ -708,22 +724,9 @@ async fn two_servers_on_one_postgresql_send_each_mail_once() {
     let Some(sink) = SmtpSink::start(None) else {
         return;
     };
-    let Some(database) = TestDatabase::fresh().await else {
+    let Some((a, b)) = mail_pair(&sink).await else {
         return;
     };
-    let database = std::sync::Arc::new(database);
-    let url = sink.url();
-    // Every server needs the same data key (what seals the outbox's tokens).
-    let keys = tempfile::tempdir().unwrap();
-    let data_key = keys.path().join("data.key").display().to_string();
-    let env = [
-        ("SMTP_URL", url.as_str()),
-        ("PUBLIC_URL", PUBLIC),
-        ("JWT_SECRET", "mail-servers-share-one-key-0123456789"),
-        ("DATA_KEY_FILE", data_key.as_str()),
-    ];
-    let a = TestServer::start_on(Some(database.clone()), &env);
-    let b = TestServer::start_on(Some(database), &env);
     let users = 6;
     for i in 0..users {
         let server = if i % 2 == 0 { &a } else { &b };
@@ -766,21 +769,9 @@ async fn a_slow_smtp_server_gets_each_mail_once_from_two_servers() {
     let Some(sink) = SmtpSink::start_slow(8.0) else {
         return;
     };
-    let Some(database) = TestDatabase::fresh().await else {
+    let Some((a, b)) = mail_pair(&sink).await else {
         return;
     };
-    let database = std::sync::Arc::new(database);
-    let url = sink.url();
-    let keys = tempfile::tempdir().unwrap();
-    let data_key = keys.path().join("data.key").display().to_string();
-    let env = [
-        ("SMTP_URL", url.as_str()),
-        ("PUBLIC_URL", PUBLIC),
-        ("JWT_SECRET", "mail-servers-share-one-key-0123456789"),
-        ("DATA_KEY_FILE", data_key.as_str()),
-    ];
-    let a = TestServer::start_on(Some(database.clone()), &env);
-    let b = TestServer::start_on(Some(database), &env);
     let users = 12;
     // Signed up at once: twelve verification mails queued together.
     futures::future::join_all((0..users).map(|i| {
