@@ -40,12 +40,13 @@ pub struct App {
 
 /// Connects, applies pending migrations and opens the store on the database.
 pub async fn open_store(settings: &Settings) -> Result<Store, ConfigError> {
-    let db = store::connect(&settings.database.database_url, settings.database.pool())
+    let url = &settings.database.database_url;
+    let db = store::connect(url, settings.database.pool())
         .await
         .map_err(|err| {
             ConfigError::new(
                 "DATABASE_URL",
-                format!("cannot open the database: {}", chain(&err)),
+                format!("{}: {}", unreachable_database(url), chain(&err)),
             )
         })?;
     store::migrate(&db).await.map_err(|err| {
@@ -110,6 +111,21 @@ async fn check_data_key(store: &Store, data_key: &Secret) -> Result<(), ConfigEr
         Ok(())
     } else {
         Err(mismatch())
+    }
+}
+
+/// What a failed connect says: for PostgreSQL, the host and port that did
+/// not answer (never the URL, which may hold a password).
+fn unreachable_database(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "postgres" | "postgresql") => {
+            let host = parsed.host_str().unwrap_or("localhost");
+            let port = parsed.port().unwrap_or(5432);
+            format!(
+                "cannot reach the PostgreSQL database at {host}:{port} (is it running, and does it accept connections there?)"
+            )
+        }
+        _ => "cannot open the database".to_owned(),
     }
 }
 

@@ -27,9 +27,7 @@ fn main() -> ExitCode {
             err.exit()
         }
         Err(err) => {
-            // clap's first line names the setting; the rest is tips.
-            let text = err.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            eprintln!("{}", one_line(&err));
             return ExitCode::from(BAD_CONFIG);
         }
     };
@@ -74,6 +72,20 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         ExitCode::FAILURE
     })
+}
+
+/// clap's error on one line: its first line names the setting (the rest is
+/// tips), and a choice setting's good values follow it.
+fn one_line(err: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or("error: bad arguments");
+    match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) if !values.is_empty() => {
+            format!("{first}: one of {}", values.join(", "))
+        }
+        _ => first.to_owned(),
+    }
 }
 
 async fn serve(settings: &Settings) -> ExitCode {

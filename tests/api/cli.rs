@@ -98,6 +98,25 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         &run(dir.path(), &[], &[("JWT_LEEWAY", "1.5")]),
         "JWT_LEEWAY",
     );
+    // A choice setting's refusal lists the good values.
+    for (setting, value, good) in [
+        (
+            "JWT_ALGORITHM",
+            "ed25519",
+            "one of HS256, EdDSA, ES256, RS256",
+        ),
+        ("REFRESH_TOKEN_COOKIE", "true", "one of on, off"),
+        ("LOG_FORMAT", "xml", "one of text, json"),
+        ("EMAIL_VERIFICATION", "always", "one of optional, required"),
+    ] {
+        let out = assert_refused(&run(dir.path(), &[], &[(setting, value)]), setting);
+        assert!(out.contains(good), "{setting}: {out}");
+    }
+    let out = assert_refused(
+        &run(dir.path(), &["gateway-config", "envoy"], &[]),
+        "CONSUMER",
+    );
+    assert!(out.contains("one of hasura, apollo-router, yoga"), "{out}");
     assert_refused(
         &run(dir.path(), &[], &[("REAUTH_WINDOW", "3601")]),
         "REAUTH_WINDOW",
@@ -160,6 +179,10 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         "DATABASE_URL",
     );
     assert!(!out.contains("hunter2"), "the password is not shown: {out}");
+    assert!(
+        out.contains("cannot reach the PostgreSQL database at 127.0.0.1:1"),
+        "says which database did not answer: {out}"
+    );
     assert_refused(
         &run(
             dir.path(),
