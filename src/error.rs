@@ -21,11 +21,17 @@ pub enum AppError {
         field: &'static str,
     },
     InvalidCredentials,
+    /// `INVALID_CREDENTIALS` for a signed-in caller's password given again
+    /// (a sensitive field, `changePassword`): no username was typed.
+    WrongPassword,
     /// `INVALID_CREDENTIALS` for a wrong (or used) second-factor code.
     InvalidCode,
     /// `INVALID_CREDENTIALS`: MFA is on and no code came with the password.
     CodeRequired,
     Unauthenticated(AuthFailure),
+    /// `UNAUTHENTICATED` for an API key: the same reasons, told as a key's
+    /// (a key's holder has no login to repeat).
+    KeyRefused(AuthFailure),
     Forbidden,
     /// `FORBIDDEN`, saying why (a cap, or what an API key may not do).
     ForbiddenWith(&'static str),
@@ -56,10 +62,11 @@ impl AppError {
         match self {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
-            Self::InvalidCredentials | Self::InvalidCode | Self::CodeRequired => {
-                "INVALID_CREDENTIALS"
-            }
-            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::InvalidCredentials
+            | Self::WrongPassword
+            | Self::InvalidCode
+            | Self::CodeRequired => "INVALID_CREDENTIALS",
+            Self::Unauthenticated(_) | Self::KeyRefused(_) => "UNAUTHENTICATED",
             Self::Forbidden | Self::ForbiddenWith(_) | Self::ReauthenticationRequired => {
                 "FORBIDDEN"
             }
@@ -138,6 +145,9 @@ impl From<AppError> for async_graphql::Error {
             AppError::InvalidCredentials => {
                 async_graphql::Error::new("Invalid username, email or password")
             }
+            AppError::WrongPassword => {
+                async_graphql::Error::new("That is not your password: try again")
+            }
             AppError::InvalidCode => {
                 async_graphql::Error::new("The code is not valid, or was used already")
             }
@@ -147,6 +157,12 @@ impl From<AppError> for async_graphql::Error {
             ),
             AppError::Unauthenticated(reason) => async_graphql::Error::new(reason.message())
                 .extend_with(|_, e| e.set("reason", reason.as_str())),
+            AppError::KeyRefused(reason) => async_graphql::Error::new(match reason {
+                AuthFailure::Revoked => "This API key was revoked: make a new one",
+                AuthFailure::Expired => "This API key has expired: make a new one",
+                _ => "This is not a valid API key",
+            })
+            .extend_with(|_, e| e.set("reason", reason.as_str())),
             AppError::Forbidden => async_graphql::Error::new("You are not allowed to do this"),
             AppError::ForbiddenWith(why) => async_graphql::Error::new(why),
             AppError::ReauthenticationRequired => async_graphql::Error::new(
@@ -163,7 +179,8 @@ impl From<AppError> for async_graphql::Error {
             ),
             AppError::FeatureDisabled(what) => async_graphql::Error::new(what),
             AppError::TooManyRequests { retry_after } => async_graphql::Error::new(format!(
-                "Too many attempts: try again in {retry_after} seconds"
+                "Too many attempts: try again in {retry_after} second{}",
+                if retry_after == 1 { "" } else { "s" }
             ))
             .extend_with(|_, e| e.set("retryAfter", retry_after)),
             AppError::Internal(cause) => {
@@ -194,6 +211,12 @@ mod tests {
         assert_eq!(v["extensions"]["reason"], "expired");
         let v = extensions(AppError::TooManyRequests { retry_after: 3 });
         assert_eq!(v["extensions"]["retryAfter"], 3);
+        assert!(v["message"].as_str().unwrap().ends_with("in 3 seconds"));
+        let v = extensions(AppError::TooManyRequests { retry_after: 1 });
+        assert!(
+            v["message"].as_str().unwrap().ends_with("in 1 second"),
+            "{v}"
+        );
         let v = extensions(AppError::ReauthenticationRequired);
         assert_eq!(v["extensions"]["code"], "FORBIDDEN");
         assert_eq!(v["extensions"]["reason"], "reauthentication_required");

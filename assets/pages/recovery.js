@@ -57,6 +57,13 @@
       const ext = error.extensions || {};
       if (ext.field === "token") {
         show("This link has expired or was used already: ask for a new mail.", false);
+      } else if (ext.field === "newPassword") {
+        // Said to a person, not in the API's terms (no field names).
+        const why = {
+          common: "This password is one of the most common ones: choose another.",
+          contains_identity: "This password contains your username or email address: choose another.",
+        }[ext.reason];
+        show(why || "A password needs 8 to 128 characters: choose another.", false);
       } else {
         show(error.message || "That did not work: try again.", false);
       }

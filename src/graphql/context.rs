@@ -117,8 +117,12 @@ impl ContextExt for Context<'_> {
     async fn signed_in(&self) -> Result<Arc<Requester>, AppError> {
         let meta = self.meta();
         let mut slot = meta.outcome.lock().await;
+        let refused = |reason: AuthFailure| match meta.credentials {
+            Credentials::ApiKey(_) => AppError::KeyRefused(reason),
+            _ => AppError::Unauthenticated(reason),
+        };
         if let Some(outcome) = slot.as_ref() {
-            return outcome.clone().map_err(AppError::from);
+            return outcome.clone().map_err(refused);
         }
         let state = self.state();
         let now = state.clock.now().timestamp();
@@ -130,7 +134,7 @@ impl ContextExt for Context<'_> {
             Err(other) => return Err(other.into()),
         };
         *slot = Some(outcome.clone());
-        outcome.map_err(AppError::from)
+        outcome.map_err(refused)
     }
 
     async fn forget_requester(&self) {

@@ -143,7 +143,7 @@ pub(super) async fn password_again(
         .await
         .map_err(AppError::internal)?;
     if !verified {
-        return Err(AppError::InvalidCredentials);
+        return Err(AppError::WrongPassword);
     }
     ctx.check_passed(attempt).await
 }

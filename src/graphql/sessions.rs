@@ -112,7 +112,7 @@ impl SessionMutation {
             .await
             .map_err(AppError::internal)?;
         if !verified {
-            return Err(AppError::InvalidCredentials);
+            return Err(AppError::WrongPassword);
         }
         ctx.check_passed(attempt).await?;
         let hash = state
@@ -134,7 +134,7 @@ impl SessionMutation {
                 ctx.state().clock.now().timestamp(),
             )
             .await?
-            .ok_or(AppError::InvalidCredentials)?;
+            .ok_or(AppError::WrongPassword)?;
         state.metrics.revocations.inc_by(ended);
         Ok(true)
     }

@@ -593,3 +593,69 @@ async fn a_password_reset_revokes_every_key(#[case] backend: Backend) {
     let body = server.gql(Some(&again.access), LIST, json!({})).await;
     assert_eq!(body["data"]["apiKeys"], json!([]), "{body}");
 }
+
+/// Each refusal speaks to the caller it refuses: a key's holder has no
+/// login to repeat, and a signed-in caller typed no username.
+#[apply(backends)]
+async fn refusals_are_worded_for_who_is_refused(#[case] backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let session = server.signup("worded").await;
+    let body = server
+        .gql(
+            Some(&session.access),
+            "mutation($p: String) { createApiKey(name: \"ci\", password: $p) { key apiKey { id } } }",
+            json!({ "p": "not the password" }),
+        )
+        .await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "That is not your password: try again"
+    );
+    let body = server
+        .gql(
+            Some(&session.access),
+            "mutation { changePassword(currentPassword: \"not the password\", newPassword: \"a brand new passphrase\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "That is not your password: try again"
+    );
+
+    let body = server
+        .gql(
+            Some(&session.access),
+            "mutation($p: String) { createApiKey(name: \"ci\", password: $p) { key apiKey { id } } }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+    let key = body["data"]["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = body["data"]["createApiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = server
+        .gql(
+            Some(&session.access),
+            "mutation($id: ID!) { revokeApiKey(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(body["data"]["revokeApiKey"], true, "{body}");
+    let body = server
+        .gql_with_header(&format!("Token {key}"), "{ me { id } }")
+        .await;
+    assert_eq!(reason(&body), "revoked", "{body}");
+    assert_eq!(
+        body["errors"][0]["message"],
+        "This API key was revoked: make a new one"
+    );
+}

@@ -120,9 +120,16 @@ test("a reset link from the mail, opened in Chromium, sets a new password once",
   assert.match(response.headers()["content-security-policy"], /default-src 'none'/);
   await page.waitForFunction(() => !location.hash);
   assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+  // A common password is refused in a person's words, no field name in them.
+  await page.fill("#password", "password1");
+  await page.click("#submit");
+  await page.waitForSelector("#status[data-result=error]");
+  const refused = await page.textContent("#status");
+  assert.match(refused, /one of the most common ones/);
+  assert.doesNotMatch(refused, /newPassword/);
   await page.fill("#password", "chosen in the browser");
   await page.click("#submit");
-  await page.waitForSelector("#status[data-result]");
+  await page.waitForSelector("#status[data-result=ok]");
   assert.equal(await page.getAttribute("#status", "data-result"), "ok", await page.textContent("#status"));
   assert.match(await page.textContent("#status"), /password is changed/);
   mkdirSync(SCREENSHOTS, { recursive: true });
