@@ -18,17 +18,17 @@ pub struct DatabaseSettings {
     pub database_url: String,
 
     /// Most open database connections (SQLite default 2, PostgreSQL default 10).
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub database_max_connections: Option<u32>,
 
     /// Seconds a request waits for a database connection (opening one
     /// included) before it fails; also bounds the connect at start-up.
-    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", default_value_t = PoolSettings::DEFAULT_CONNECT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    #[arg(long, env = "DATABASE_CONNECT_TIMEOUT", hide_env_values = true, default_value_t = PoolSettings::DEFAULT_CONNECT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
     pub database_connect_timeout: u64,
 
     /// Seconds one SQL statement may run (PostgreSQL `statement_timeout`) or
     /// wait for SQLite's write lock (busy timeout).
-    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value_t = PoolSettings::DEFAULT_STATEMENT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", hide_env_values = true, default_value_t = PoolSettings::DEFAULT_STATEMENT_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub database_statement_timeout: u64,
 }
 

@@ -10,22 +10,22 @@ use super::origins::{self, AllowedOrigins, PublicUrl};
 pub struct EdgeSettings {
     /// The address users and services reach authgraph at: "this server" for
     /// the browser `Origin` check, the base of mail links, the default issuer.
-    #[arg(long, env = "PUBLIC_URL", default_value = "http://localhost:8000", value_parser = origins::parse_public_url, global = true)]
+    #[arg(long, env = "PUBLIC_URL", hide_env_values = true, default_value = "http://localhost:8000", value_parser = origins::parse_public_url, global = true)]
     pub public_url: PublicUrl,
 
     /// Comma-separated exact origins (`https://app.example.com`) allowed to
     /// call authgraph from a browser, with credentials. Empty: none; `*` is refused.
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "", value_parser = origins::parse_allowed_origins, global = true)]
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", hide_env_values = true, default_value = "", value_parser = origins::parse_allowed_origins, global = true)]
     pub cors_allowed_origins: AllowedOrigins,
 
     /// `on`: refresh tokens travel only in an HttpOnly cookie, never in a
     /// response body.
-    #[arg(long, env = "REFRESH_TOKEN_COOKIE", value_enum, default_value_t = Switch::Off, global = true)]
+    #[arg(long, env = "REFRESH_TOKEN_COOKIE", hide_env_values = true, value_enum, default_value_t = Switch::Off, global = true)]
     pub refresh_token_cookie: Switch,
 
     /// Comma-separated IPs or CIDRs of your load balancers: from these peers
     /// the client is read from `X-Forwarded-For`. Empty: the TCP peer is the client.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy, global = true)]
+    #[arg(long, env = "TRUSTED_PROXIES", hide_env_values = true, value_delimiter = ',', value_parser = parse_proxy, global = true)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 

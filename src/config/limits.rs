@@ -9,6 +9,7 @@ pub struct LimitSettings {
     #[arg(
         long,
         env = "AUTH_RATE_LIMIT_PER_MINUTE",
+        hide_env_values = true,
         default_value_t = 20,
         global = true
     )]
@@ -20,6 +21,7 @@ pub struct LimitSettings {
     #[arg(
         long,
         env = "LOGIN_FAILURES_PER_HOUR",
+        hide_env_values = true,
         default_value_t = 100,
         global = true
     )]

@@ -19,6 +19,7 @@ pub struct MailSettings {
     #[arg(
         long,
         env = "MAIL_FROM",
+        hide_env_values = true,
         default_value = "authgraph <no-reply@localhost>",
         global = true
     )]
@@ -26,15 +27,15 @@ pub struct MailSettings {
 
     /// `optional`, or `required`: an unverified account can do almost
     /// nothing until its address is verified (needs SMTP_URL).
-    #[arg(long, env = "EMAIL_VERIFICATION", value_enum, default_value_t = EmailVerification::Optional, global = true)]
+    #[arg(long, env = "EMAIL_VERIFICATION", hide_env_values = true, value_enum, default_value_t = EmailVerification::Optional, global = true)]
     pub email_verification: EmailVerification,
 
     /// Seconds a password reset link works.
-    #[arg(long, env = "PASSWORD_RESET_TTL", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    #[arg(long, env = "PASSWORD_RESET_TTL", hide_env_values = true, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub password_reset_ttl: u64,
 
     /// Seconds an email verification link works.
-    #[arg(long, env = "EMAIL_VERIFICATION_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    #[arg(long, env = "EMAIL_VERIFICATION_TTL", hide_env_values = true, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub email_verification_ttl: u64,
 }
 

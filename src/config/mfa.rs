@@ -7,11 +7,11 @@ use clap::Args;
 #[command(next_help_heading = "Multi-factor authentication")]
 pub struct MfaSettings {
     /// Seconds an `mfaToken` (a login waiting for its second factor) lives.
-    #[arg(long, env = "MFA_TOKEN_TTL", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    #[arg(long, env = "MFA_TOKEN_TTL", hide_env_values = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
     pub mfa_token_ttl: u64,
 
     /// The issuer authenticator apps show beside the account.
-    #[arg(long, env = "TOTP_ISSUER", default_value = "authgraph", value_parser = parse_totp_issuer, global = true)]
+    #[arg(long, env = "TOTP_ISSUER", hide_env_values = true, default_value = "authgraph", value_parser = parse_totp_issuer, global = true)]
     pub totp_issuer: String,
 }
 

@@ -8,15 +8,21 @@ use clap::Args;
 #[command(next_help_heading = "Server")]
 pub struct ServerSettings {
     /// Listen address; port 0 picks a free port (the bound address is logged).
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000", value_parser = parse_bind_addr, global = true)]
+    #[arg(long, env = "BIND_ADDR", hide_env_values = true, default_value = "127.0.0.1:8000", value_parser = parse_bind_addr, global = true)]
     pub bind_addr: SocketAddr,
 
     /// Log lines as `text` (for people) or `json` (one object a line, for collectors).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = "LOG_FORMAT", hide_env_values = true, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
     /// tracing filter, e.g. `info` or `authgraph=debug,info`.
-    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        hide_env_values = true,
+        default_value = "info",
+        global = true
+    )]
     pub rust_log: String,
 }
 

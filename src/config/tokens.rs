@@ -20,13 +20,14 @@ pub struct TokenSettings {
     #[arg(
         long,
         env = "JWT_SECRET_FILE",
+        hide_env_values = true,
         default_value = "authgraph.secret",
         global = true
     )]
     pub jwt_secret_file: PathBuf,
 
     /// `HS256`, `EdDSA` (Ed25519), `ES256` (P-256) or `RS256` for access tokens.
-    #[arg(long, env = "JWT_ALGORITHM", value_enum, ignore_case = true, default_value_t = JwtAlgorithm::Hs256, global = true)]
+    #[arg(long, env = "JWT_ALGORITHM", hide_env_values = true, value_enum, ignore_case = true, default_value_t = JwtAlgorithm::Hs256, global = true)]
     pub jwt_algorithm: JwtAlgorithm,
 
     /// Asymmetric algorithms: the PKCS#8 PEM private key access tokens are
@@ -34,6 +35,7 @@ pub struct TokenSettings {
     #[arg(
         long,
         env = "JWT_SIGNING_KEY_FILE",
+        hide_env_values = true,
         default_value = "authgraph.signing.pem",
         global = true
     )]
@@ -44,6 +46,7 @@ pub struct TokenSettings {
     #[arg(
         long,
         env = "JWT_VERIFY_KEY_FILES",
+        hide_env_values = true,
         value_delimiter = ',',
         global = true
     )]
@@ -51,35 +54,35 @@ pub struct TokenSettings {
 
     /// The `iss` claim, required on every token presented. Default: none;
     /// with an asymmetric algorithm, PUBLIC_URL.
-    #[arg(long, env = "JWT_ISSUER", global = true)]
+    #[arg(long, env = "JWT_ISSUER", hide_env_values = true, global = true)]
     pub jwt_issuer: Option<String>,
 
     /// The `aud` claim of access tokens, required on every access token
     /// presented. Default: none; with an asymmetric algorithm, `authgraph`.
-    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    #[arg(long, env = "JWT_AUDIENCE", hide_env_values = true, global = true)]
     pub jwt_audience: Option<String>,
 
     /// `standard`, or `hasura`: access tokens also carry Hasura's claims
     /// (`https://hasura.io/jwt/claims`).
-    #[arg(long, env = "JWT_CLAIMS", value_enum, default_value_t = ClaimsProfile::Standard, global = true)]
+    #[arg(long, env = "JWT_CLAIMS", hide_env_values = true, value_enum, default_value_t = ClaimsProfile::Standard, global = true)]
     pub jwt_claims: ClaimsProfile,
 
     /// Access token lifetime, seconds.
-    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    #[arg(long, env = "ACCESS_TOKEN_TTL", hide_env_values = true, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub access_token_ttl: u64,
 
     /// Refresh token lifetime, seconds.
-    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
+    #[arg(long, env = "REFRESH_TOKEN_TTL", hide_env_values = true, default_value_t = 604_800, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL), global = true)]
     pub refresh_token_ttl: u64,
 
     /// Seconds of clock skew accepted on `exp`.
-    #[arg(long, env = "JWT_LEEWAY", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    #[arg(long, env = "JWT_LEEWAY", hide_env_values = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub jwt_leeway: u64,
 
     /// Seconds after a session's sign-in during which it counts as a fresh
     /// proof for sensitive fields (API keys, MFA, granting ADMIN) without the
     /// password again; a refresh never renews it. 0: only the password does.
-    #[arg(long, env = "REAUTH_WINDOW", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
+    #[arg(long, env = "REAUTH_WINDOW", hide_env_values = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=3600), global = true)]
     pub reauth_window: u64,
 
     /// The 256-bit key (created once, mode 0600) whose subkeys seal what the
@@ -90,6 +93,7 @@ pub struct TokenSettings {
     #[arg(
         long,
         env = "DATA_KEY_FILE",
+        hide_env_values = true,
         default_value = "authgraph.data.key",
         global = true
     )]
@@ -133,7 +137,8 @@ impl JwtAlgorithm {
 /// Which extra claims access tokens carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClaimsProfile {
-    /// The claims of API.md alone.
+    /// `sub`, `sid`, `iat`, `exp`, `jti`, `typ`, `role` (and `iss`, `aud`,
+    /// `email_verified` where their settings say).
     Standard,
     /// Also `https://hasura.io/jwt/claims`, for Hasura.
     Hasura,

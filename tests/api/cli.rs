@@ -401,3 +401,35 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0(#[case] backend:
         "{log}"
     );
 }
+
+/// `--help` and the README's configuration table name the same settings,
+/// and no `[env: NAME=]` reads as set to empty.
+#[test]
+fn help_and_the_readme_name_the_same_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = String::from_utf8(run(dir.path(), &["--help"], &[]).stdout).unwrap();
+    assert!(!help.contains("=]"), "an env value shown as empty:\n{help}");
+    let in_help: std::collections::BTreeSet<String> = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(']').next().unwrap().to_owned())
+        .collect();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the README's configuration section");
+    let in_readme: std::collections::BTreeSet<String> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        in_help, in_readme,
+        "settings in --help vs the README's table"
+    );
+}
