@@ -61,7 +61,11 @@ pub async fn connect(url: &str, pool: PoolSettings) -> Result<DatabaseConnection
         options
             .max_connections(pool.max_connections.unwrap_or(10))
             .statement_timeout(pool.statement_timeout)
-            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING);
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
+            // PostgreSQL's NOTICEs (`relation "seaql_migrations" already
+            // exists, skipping` four times at every start) are no news to
+            // an operator; warnings and errors still come.
+            .map_sqlx_postgres_opts(|opts| opts.options([("client_min_messages", "warning")]));
     }
     let db = Database::connect(options).await?;
     if let Some(path) = &sqlite_file {

@@ -333,3 +333,19 @@ async fn a_statement_stuck_behind_a_lock_ends_at_the_statement_timeout() {
     txn.rollback().await.unwrap();
     assert!(server.me(&session.access).await["data"]["me"].is_object());
 }
+
+/// A start on a database that is migrated already logs no PostgreSQL
+/// NOTICE (sea-orm-migration's `relation "seaql_migrations" already
+/// exists, skipping`, four times a start): they tell an operator nothing.
+#[tokio::test]
+async fn a_restart_on_a_migrated_database_logs_no_notices() {
+    let Some(server) = TestServer::start_process(Backend::Postgres).await else {
+        return;
+    };
+    let server = server.restart().await;
+    server.signup("quiet").await;
+    let log = server.log_text();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(!log.contains("already exists, skipping"), "{log}");
+    assert!(!log.contains("sqlx::postgres::notice"), "{log}");
+}
