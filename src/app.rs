@@ -12,7 +12,7 @@ use sea_orm::DbBackend;
 use crate::auth::jwt::{TokenRules, Tokens};
 use crate::auth::keys::{self, KeyKind, KeySet};
 use crate::auth::password::Hasher;
-use crate::config::{ConfigError, EmailVerification, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::error::chain;
 use crate::graphql;
 use crate::http;
@@ -208,7 +208,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
             issuer: settings.issuer(),
             audience: settings.audience(),
             hasura: settings.tokens.jwt_claims == crate::config::ClaimsProfile::Hasura,
-            email_verified: settings.mail.email_verification == EmailVerification::Required,
+            email_verified: settings.mail.verified_only(),
         },
     );
     let well_known = http::WellKnown::new(
@@ -226,7 +226,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         clock: Clock,
         refresh_cookie: settings.edge.refresh_token_cookie.is_on(),
         login_failures_per_hour: settings.limits.login_failures_per_hour,
-        verified_only: settings.mail.email_verification == EmailVerification::Required,
+        verified_only: settings.mail.verified_only(),
         reauth_window: i64::try_from(settings.tokens.reauth_window).unwrap_or(0),
         mfa: crate::auth::mfa::Mfa::new(
             &data_key,

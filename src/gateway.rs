@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use crate::config::{ClaimsProfile, Consumer, EmailVerification, JwtAlgorithm, Settings};
+use crate::config::{ClaimsProfile, Consumer, JwtAlgorithm, Settings};
 
 /// Hasura's claims namespace (`JWT_CLAIMS=hasura`).
 pub const HASURA_NAMESPACE: &str = "https://hasura.io/jwt/claims";
@@ -48,7 +48,7 @@ pub fn generate(settings: &Settings, consumer: Consumer) -> Result<Generated, Ga
         issuer: settings.issuer(),
         audience: settings.audience(),
         algorithm: algorithm.as_str(),
-        verified_only: settings.mail.email_verification == EmailVerification::Required,
+        verified_only: settings.mail.verified_only(),
     };
     let mut warnings = Vec::new();
     let text = match consumer {

@@ -49,31 +49,13 @@ fn jwt_asymmetric(c: &mut Criterion) {
         };
         let tokens = Tokens::with_keys(&Secret::from("b".repeat(32)), Some(keys), rules);
         let (token, _) = tokens
-            .issue(
-                Subject {
-                    id: user,
-                    role: Role::User,
-                    email_verified: false,
-                },
-                sid,
-                TokenType::Access,
-                now,
-            )
+            .issue(user_subject(user), sid, TokenType::Access, now)
             .unwrap();
         let mut group = c.benchmark_group(format!("jwt_{}", kind.algorithm_name()));
         group.bench_function("encode", |b| {
             b.iter(|| {
                 tokens
-                    .issue(
-                        Subject {
-                            id: user,
-                            role: Role::User,
-                            email_verified: false,
-                        },
-                        sid,
-                        TokenType::Access,
-                        now,
-                    )
+                    .issue(user_subject(user), sid, TokenType::Access, now)
                     .unwrap()
             })
         });
@@ -95,31 +77,13 @@ fn jwt(c: &mut Criterion) {
     let (user, sid) = (Uuid::new_v4(), Uuid::new_v4());
     let now = chrono::Utc::now().timestamp();
     let (token, _) = tokens
-        .issue(
-            Subject {
-                id: user,
-                role: Role::User,
-                email_verified: false,
-            },
-            sid,
-            TokenType::Access,
-            now,
-        )
+        .issue(user_subject(user), sid, TokenType::Access, now)
         .unwrap();
     let mut group = c.benchmark_group("jwt");
     group.bench_function("encode", |b| {
         b.iter(|| {
             tokens
-                .issue(
-                    Subject {
-                        id: user,
-                        role: Role::User,
-                        email_verified: false,
-                    },
-                    sid,
-                    TokenType::Access,
-                    now,
-                )
+                .issue(user_subject(user), sid, TokenType::Access, now)
                 .unwrap()
         })
     });
@@ -131,6 +95,15 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| tokens.decode(&token, TokenType::Access).unwrap())
     });
     group.finish();
+}
+
+/// A USER whose address is not verified.
+fn user_subject(id: Uuid) -> Subject {
+    Subject {
+        id,
+        role: Role::User,
+        email_verified: false,
+    }
 }
 
 fn app_state(store: Store) -> AppState {
@@ -163,11 +136,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String, String) {
     let (token, claims) = state
         .tokens
         .issue(
-            Subject {
-                id: user_id,
-                role: Role::User,
-                email_verified: false,
-            },
+            user_subject(user_id),
             sid,
             TokenType::Access,
             now.timestamp(),

@@ -209,9 +209,7 @@ impl ContextExt for Context<'_> {
     }
 
     fn clear_refresh_cookie(&self) {
-        // A key's caller never touches the cookie of a browser beside it.
-        let by_key = matches!(self.meta().credentials, Credentials::ApiKey(_));
-        if self.state().refresh_cookie && !by_key {
+        if self.state().refresh_cookie {
             self.insert_http_header("set-cookie", cookie::clear());
         }
     }

@@ -44,7 +44,11 @@ async fn proof_and_code(
         Fresh::Password => Ok(()),
         Fresh::Session => {
             let user = &requester.user;
-            code_again(ctx, user.id, &user.username, code).await
+            match code_again(ctx, user.id, &user.username, Some(code)).await? {
+                true => Ok(()),
+                // MFA went off since the caller's check: no factor to prove.
+                false => Err(AppError::InvalidCode),
+            }
         }
     }
 }
@@ -266,7 +270,7 @@ impl MfaMutation {
             .finish_challenge(challenge.id, user.id, &proof, now)
             .await?
         {
-            Finish::Done(_) => {}
+            Finish::Done => {}
             Finish::WrongCode => {
                 state.metrics.logins.with_label_values(&["failed"]).inc();
                 return Err(AppError::InvalidCode);

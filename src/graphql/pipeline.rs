@@ -163,23 +163,25 @@ impl Extension for OneRequest {
         if let Validation::Kept(result) = learnt {
             return Ok(result);
         }
-        let misplaced = self.misplaced().take();
-        let refused = |errors: Vec<ServerError>| {
-            errors
-                .into_iter()
-                .chain(misplaced.clone())
-                .map(|err| codes::with_code(err, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()
-        };
+        // A misplaced variable is refused before async-graphql's validation
+        // runs: it answers the same whatever else is wrong.
+        if let Some(misplaced) = self.misplaced().take() {
+            return Err(vec![codes::with_code(
+                misplaced,
+                "GRAPHQL_VALIDATION_FAILED",
+            )]);
+        }
         match next.run(ctx).await {
-            Ok(_) if misplaced.is_some() => Err(refused(Vec::new())),
             Ok(result) => {
                 if let Validation::Keep(query, name) = learnt {
                     self.documents.validated(&query, name.as_deref(), result);
                 }
                 Ok(result)
             }
-            Err(errors) => Err(refused(errors)),
+            Err(errors) => Err(errors
+                .into_iter()
+                .map(|err| codes::with_code(err, "GRAPHQL_VALIDATION_FAILED"))
+                .collect()),
         }
     }
 

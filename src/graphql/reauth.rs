@@ -43,16 +43,8 @@ pub(super) async fn fresh_proof(
     let state = ctx.state();
     if let Some(password) = password {
         password_again(ctx, user.id, &user.username, password).await?;
-        if state.store.mfa_enabled(user.id).await? {
-            match code {
-                Some(code) => code_again(ctx, user.id, &user.username, code).await?,
-                // Counted as a wrong code, and said so.
-                None => match code_again(ctx, user.id, &user.username, "").await {
-                    Err(AppError::InvalidCode) => return Err(AppError::CodeRequired),
-                    other => other?,
-                },
-            }
-        }
+        // With MFA on, the code too (a missing one counts as wrong).
+        code_again(ctx, user.id, &user.username, code).await?;
         return Ok(Fresh::Password);
     }
     let now = state.clock.now();
@@ -101,27 +93,6 @@ pub(super) async fn proof_of(
     }))
 }
 
-/// Does `code` (a TOTP code, or a recovery code) prove the second factor of
-/// `user_id`? A TOTP code counts only for a step later than the last one
-/// accepted, a recovery code once: of concurrent requests with one code,
-/// one gets `true`.
-pub(super) async fn second_factor(
-    ctx: &Context<'_>,
-    user_id: Uuid,
-    code: &str,
-) -> Result<bool, AppError> {
-    let Some(proof) = proof_of(ctx, user_id, code).await? else {
-        return Ok(false);
-    };
-    let now = ctx.state().clock.now().timestamp();
-    Ok(ctx
-        .state()
-        .store
-        .use_proof(user_id, &proof, now)
-        .await?
-        .is_some())
-}
-
 /// Checks the caller's password again (counted in the account's throttle,
 /// like a login; the caller counts the IP limit).
 pub(super) async fn password_again(
@@ -148,16 +119,28 @@ pub(super) async fn password_again(
     ctx.check_passed(attempt).await
 }
 
-/// Checks a second factor of the caller, counted like a login's password.
+/// With MFA on, checks `code` as the caller's second factor, counted like a
+/// login's password: a TOTP code only for a step later than the last one
+/// accepted, a recovery code once (of concurrent requests with one code, one
+/// passes); a missing code counts as a wrong one, and says so. `Ok(false)`
+/// when MFA is off: nothing to check, nothing counted.
 pub(super) async fn code_again(
     ctx: &Context<'_>,
     user_id: Uuid,
     username: &str,
-    code: &str,
-) -> Result<(), AppError> {
+    code: Option<&str>,
+) -> Result<bool, AppError> {
+    let Some(proof) = proof_of(ctx, user_id, code.unwrap_or_default()).await? else {
+        return Ok(false);
+    };
     let attempt = ctx.throttle(username).await?;
-    if !second_factor(ctx, user_id, code).await? {
-        return Err(AppError::InvalidCode);
+    let now = ctx.state().clock.now().timestamp();
+    if !ctx.state().store.use_proof(user_id, &proof, now).await? {
+        return Err(match code {
+            Some(_) => AppError::InvalidCode,
+            None => AppError::CodeRequired,
+        });
     }
-    ctx.check_passed(attempt).await
+    ctx.check_passed(attempt).await?;
+    Ok(true)
 }

@@ -88,43 +88,16 @@ impl Positions {
             query: Name::new("Query"),
             mutation: Name::new("Mutation"),
         };
-        let boolean = Type::new("Boolean!")?;
-        for directive in ["include", "skip"] {
-            let slot = Slot {
-                ty: boolean.clone(),
-                has_default: false,
-            };
-            let args = HashMap::from([(Name::new("if"), slot)]);
-            positions.directives.insert(Name::new(directive), args);
-        }
-        for sdl in [sdl, INTROSPECTION] {
+        // The SDL defines @include and @skip; introspection's roots go on
+        // the query type, whatever its name.
+        let roots = format!(
+            "type {} {{ __schema: __Schema! __type(name: String!): __Type }}",
+            positions.query
+        );
+        for sdl in [sdl, INTROSPECTION, &roots] {
             let document: ServiceDocument = async_graphql::parser::parse_schema(sdl).ok()?;
             positions.add(document);
         }
-        let root = positions
-            .objects
-            .entry(positions.query.clone())
-            .or_default();
-        root.insert(
-            Name::new("__schema"),
-            FieldShape {
-                args: HashMap::new(),
-                returns: Name::new("__Schema"),
-            },
-        );
-        root.insert(
-            Name::new("__type"),
-            FieldShape {
-                args: HashMap::from([(
-                    Name::new("name"),
-                    Slot {
-                        ty: Type::new("String!")?,
-                        has_default: false,
-                    },
-                )]),
-                returns: Name::new("__Type"),
-            },
-        );
         Some(positions)
     }
 
@@ -309,12 +282,15 @@ impl<'a> Walk<'a> {
                 if allowed(declared, defaulted, expected, has_default) {
                     return None;
                 }
-                Some(ServerError::new(
+                // Both places, as graphql-js reports them: the definition, the usage.
+                let mut error = ServerError::new(
                     format!(
                         "Variable \"${name}\" of type \"{declared}\" used in position expecting type \"{expected}\""
                     ),
                     Some(definition.pos),
-                ).with_locations(pos))
+                );
+                error.locations.push(pos);
+                Some(error)
             }
             Value::List(items) => match &expected.base {
                 BaseType::List(item) => items
@@ -340,60 +316,28 @@ impl<'a> Walk<'a> {
 
 /// Is a variable declared `declared` (with a non-null default or not)
 /// allowed where `location` (with a default or not) is expected? The spec's
-/// IsVariableUsageAllowed and AreTypesCompatible.
+/// IsVariableUsageAllowed: a nullable variable fills a non-null position
+/// only with a default on either side; then AreTypesCompatible below that.
 fn allowed(declared: &Type, defaulted: bool, location: &Type, location_default: bool) -> bool {
-    if !location.nullable && declared.nullable {
-        if !defaulted && !location_default {
-            return false;
-        }
-        let location = Type {
-            base: location.base.clone(),
-            nullable: true,
-        };
-        return compatible(declared, &location);
+    let nullable_into_non_null = declared.nullable && !location.nullable;
+    if nullable_into_non_null && !defaulted && !location_default {
+        return false;
     }
-    compatible(declared, location)
+    same_shape(&declared.base, &location.base)
 }
 
+/// AreTypesCompatible: a nullable variable never fills a non-null position;
+/// a non-null one fills either.
 fn compatible(declared: &Type, location: &Type) -> bool {
-    if !location.nullable {
-        return !declared.nullable
-            && compatible(
-                &Type {
-                    base: declared.base.clone(),
-                    nullable: true,
-                },
-                &Type {
-                    base: location.base.clone(),
-                    nullable: true,
-                },
-            );
-    }
-    if !declared.nullable {
-        return compatible(
-            &Type {
-                base: declared.base.clone(),
-                nullable: true,
-            },
-            location,
-        );
-    }
-    match (&declared.base, &location.base) {
+    (location.nullable || !declared.nullable) && same_shape(&declared.base, &location.base)
+}
+
+/// The same named type, or lists of compatible items.
+fn same_shape(declared: &BaseType, location: &BaseType) -> bool {
+    match (declared, location) {
         (BaseType::List(declared), BaseType::List(location)) => compatible(declared, location),
         (BaseType::Named(declared), BaseType::Named(location)) => declared == location,
         _ => false,
-    }
-}
-
-trait WithLocation {
-    fn with_locations(self, pos: Pos) -> Self;
-}
-
-impl WithLocation for ServerError {
-    /// Both places, as graphql-js reports them: the definition, the usage.
-    fn with_locations(mut self, pos: Pos) -> Self {
-        self.locations.push(pos);
-        self
     }
 }
 
@@ -402,6 +346,8 @@ mod tests {
     use super::*;
 
     const SDL: &str = "
+        directive @include(if: Boolean!) on FIELD | FRAGMENT_SPREAD | INLINE_FRAGMENT
+        directive @skip(if: Boolean!) on FIELD | FRAGMENT_SPREAD | INLINE_FRAGMENT
         type Query { one(text: String!): String  many(texts: [String!]): String
           nested(grid: [[Int]]): String  find(filter: Filter): String  page(first: Int = 20): String }
         input Filter { name: String  tags: [String!] }";

@@ -3,10 +3,9 @@
 //! before the check has none.
 
 use entity::{key_check, outbox, totp_credential};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Store;
-use sea_orm::DbErr;
 
 /// A value sealed under the data key, with what sealed it.
 #[derive(Debug)]

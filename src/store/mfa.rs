@@ -76,18 +76,11 @@ pub struct Proof {
     pub recovery_mac: Option<String>,
 }
 
-/// The factor a code proved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Factor {
-    Totp,
-    RecoveryCode,
-}
-
 /// How [`Store::finish_challenge`] ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Finish {
-    /// Signed in with this factor: the code is used, the challenge ended.
-    Done(Factor),
+    /// The code is used, the challenge ended: sign in.
+    Done,
     /// The code counts for nothing; nothing changed.
     WrongCode,
     /// Another request ended the challenge (or it expired); nothing changed.
@@ -96,13 +89,13 @@ pub enum Finish {
 
 /// Records the first of `proof`'s steps later than the last accepted (an
 /// enabled credential's), else uses its recovery code; each one conditional
-/// write, so of concurrent requests with one code one wins.
+/// write, so of concurrent requests with one code one wins: `true` for it.
 async fn use_proof_in(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     proof: &Proof,
     now: i64,
-) -> Result<Option<Factor>, DbErr> {
+) -> Result<bool, DbErr> {
     for &step in &proof.steps {
         let accepted = totp_credential::Entity::update_many()
             .col_expr(totp_credential::Column::LastStep, Expr::value(step))
@@ -112,7 +105,7 @@ async fn use_proof_in(
             .exec(db)
             .await?;
         if accepted.rows_affected == 1 {
-            return Ok(Some(Factor::Totp));
+            return Ok(true);
         }
     }
     if let Some(mac) = &proof.recovery_mac {
@@ -123,11 +116,9 @@ async fn use_proof_in(
             .filter(recovery_code::Column::UsedAt.is_null())
             .exec(db)
             .await?;
-        if used.rows_affected == 1 {
-            return Ok(Some(Factor::RecoveryCode));
-        }
+        return Ok(used.rows_affected == 1);
     }
-    Ok(None)
+    Ok(false)
 }
 
 impl Store {
@@ -234,19 +225,14 @@ impl Store {
     }
 
     /// Uses `proof` up for the user's enabled credential (see [`Proof`]):
-    /// what it was, or `None` when neither a step nor the code counts.
+    /// `true` when a step or the code counted.
     #[tracing::instrument(
         name = "db.mfa.use_proof",
         level = "debug",
         skip_all,
         err(level = "debug")
     )]
-    pub async fn use_proof(
-        &self,
-        user_id: Uuid,
-        proof: &Proof,
-        now: i64,
-    ) -> Result<Option<Factor>, DbErr> {
+    pub async fn use_proof(&self, user_id: Uuid, proof: &Proof, now: i64) -> Result<bool, DbErr> {
         use_proof_in(&self.db, user_id, proof, now).await
     }
 
@@ -367,10 +353,10 @@ impl Store {
         let txn = self.db.begin().await?;
         // The factor's rows first, then the challenge's: the order
         // `disable_mfa` takes them in, so the two never wait on each other.
-        let Some(factor) = use_proof_in(&txn, user_id, proof, now).await? else {
+        if !use_proof_in(&txn, user_id, proof, now).await? {
             txn.rollback().await?;
             return Ok(Finish::WrongCode);
-        };
+        }
         let ended = mfa_challenge::Entity::update_many()
             .col_expr(mfa_challenge::Column::EndedAt, Expr::value(now))
             .filter(mfa_challenge::Column::Id.eq(id))
@@ -383,7 +369,7 @@ impl Store {
             return Ok(Finish::Gone);
         }
         txn.commit().await?;
-        Ok(Finish::Done(factor))
+        Ok(Finish::Done)
     }
 
     /// Deletes challenges that expired before `cutoff`.

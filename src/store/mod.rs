@@ -18,7 +18,7 @@ pub use connect::{connect, migrate};
 pub use key_checks::Sealed;
 pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;
-pub use mfa::{Factor, Finish, Proof};
+pub use mfa::{Finish, Proof};
 pub use sessions::NewSession;
 pub use throttle::{Attempt, throttle_key};
 pub use users::{CreateUserError, NewUser, SetRoleError};

@@ -602,36 +602,24 @@ async fn refusals_are_worded_for_who_is_refused(#[case] backend: Backend) {
         return;
     };
     let session = server.signup("worded").await;
-    let body = server
-        .gql(
-            Some(&session.access),
-            "mutation($p: String) { createApiKey(name: \"ci\", password: $p) { key apiKey { id } } }",
-            json!({ "p": "not the password" }),
-        )
-        .await;
-    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
-    assert_eq!(
-        body["errors"][0]["message"],
-        "That is not your password: try again"
-    );
-    let body = server
-        .gql(
-            Some(&session.access),
-            "mutation { changePassword(currentPassword: \"not the password\", newPassword: \"a brand new passphrase\") }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
-    assert_eq!(
-        body["errors"][0]["message"],
-        "That is not your password: try again"
-    );
+    let change = "mutation($p: String!) { changePassword(currentPassword: $p, newPassword: \"a brand new passphrase\") }";
+    for (query, variables) in [
+        (CREATE, json!({ "n": "ci", "p": "not the password" })),
+        (change, json!({ "p": "not the password" })),
+    ] {
+        let body = server.gql(Some(&session.access), query, variables).await;
+        assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "That is not your password: try again"
+        );
+    }
 
     let body = server
         .gql(
             Some(&session.access),
-            "mutation($p: String) { createApiKey(name: \"ci\", password: $p) { key apiKey { id } } }",
-            json!({ "p": PASSWORD }),
+            CREATE,
+            json!({ "n": "ci", "p": PASSWORD }),
         )
         .await;
     let key = body["data"]["createApiKey"]["key"]
