@@ -16,7 +16,7 @@ const REVOKE: &str = "mutation($id: ID!) { revokeApiKey(id: $id) }";
 const ME: &str = "{ me { username } }";
 
 /// A key made by `session`'s user: the key and its id.
-async fn create_key(server: &TestServer, session: &Session, name: &str) -> (String, String) {
+pub async fn create_key(server: &TestServer, session: &Session, name: &str) -> (String, String) {
     let body = server
         .gql(
             Some(&session.access),
@@ -615,27 +615,9 @@ async fn refusals_are_worded_for_who_is_refused(#[case] backend: Backend) {
         );
     }
 
+    let (key, id) = create_key(&server, &session, "ci").await;
     let body = server
-        .gql(
-            Some(&session.access),
-            CREATE,
-            json!({ "n": "ci", "p": PASSWORD }),
-        )
-        .await;
-    let key = body["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let id = body["data"]["createApiKey"]["apiKey"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = server
-        .gql(
-            Some(&session.access),
-            "mutation($id: ID!) { revokeApiKey(id: $id) }",
-            json!({ "id": id }),
-        )
+        .gql(Some(&session.access), REVOKE, json!({ "id": id }))
         .await;
     assert_eq!(body["data"]["revokeApiKey"], true, "{body}");
     let body = server

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::api_keys::create_key;
 use crate::helpers::*;
 use crate::mfa::{enroll, mfa_token, verify_mfa};
 
@@ -221,13 +222,7 @@ async fn an_api_key_never_gives_a_fresh_proof(#[case] backend: Backend) {
         return;
     };
     let session = server.signup("scripted").await;
-    let body = server
-        .gql(Some(&session.access), CREATE_KEY, json!({ "p": PASSWORD }))
-        .await;
-    let key = body["data"]["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (key, _) = create_key(&server, &session, "ci").await;
     // The key's session-less request, just after the sign-in, with or without the password.
     for password in [None, Some(PASSWORD)] {
         for query in [CREATE_KEY, START] {
