@@ -14,6 +14,7 @@ use crate::auth::keys::{self, KeyKind, KeySet};
 use crate::auth::password::Hasher;
 use crate::config::{ConfigError, Settings};
 use crate::error::chain;
+use crate::events::Actor;
 use crate::graphql;
 use crate::http;
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct App {
     routes: poem::endpoint::BoxEndpoint<'static>,
     state: std::sync::Arc<AppState>,
     leeway: i64,
+    /// `SECURITY_EVENTS_RETENTION_DAYS`, in microseconds.
+    events_retention: i64,
 }
 
 /// Connects, applies pending migrations and opens the store on the database.
@@ -146,8 +149,9 @@ pub async fn promote(settings: &Settings, who: &str) -> Result<entity::user::Mod
         .find_for_login(who)
         .await?
         .ok_or_else(|| PromoteError::UnknownUser(who.to_owned()))?;
+    let by = (&crate::events::Source::default(), Actor::SYSTEM, None);
     store
-        .set_role(user.id, entity::user::Role::Admin)
+        .set_role(user.id, entity::user::Role::Admin, by, chrono::Utc::now())
         .await
         .map_err(|err| match err {
             SetRoleError::Db(err) => PromoteError::Db(err),
@@ -295,6 +299,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         routes,
         state,
         leeway: i64::try_from(settings.tokens.jwt_leeway).unwrap_or(0),
+        events_retention: settings.events.retention_micros(),
     })
 }
 
@@ -432,7 +437,11 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), self.leeway));
+        let housekeeping = tokio::spawn(housekeeping(
+            self.state.clone(),
+            self.leeway,
+            self.events_retention,
+        ));
         let mail_worker = self
             .state
             .mailer
@@ -453,8 +462,9 @@ impl App {
 /// How long an expired API key's row is kept (seconds).
 const API_KEYS_KEPT: i64 = 30 * 86_400;
 
-/// Prunes the blacklist and lets the rate limiter forget idle clients.
-async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
+/// Prunes the blacklist, the mail and throttle tables, expired API keys and
+/// security events past retention; lets the rate limiter forget idle clients.
+async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64, events_retention: i64) {
     let mut forget = tokio::time::interval(FORGET_IDLE_EVERY);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
@@ -478,6 +488,12 @@ async fn housekeeping(state: std::sync::Arc<AppState>, leeway: i64) {
                 }
                 if let Err(err) = state.store.prune_failures(state.clock.now().timestamp()).await {
                     tracing::warn!(error = %chain(&err), "pruning the throttle failed; will retry");
+                }
+                let events_cutoff = state.clock.now().timestamp_micros() - events_retention;
+                match state.store.prune_events(events_cutoff).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "pruned security events past retention"),
+                    Err(err) => tracing::warn!(error = %chain(&err), "pruning the security events failed; will retry"),
                 }
             }
         }

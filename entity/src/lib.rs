@@ -9,6 +9,7 @@ pub mod mfa_challenge;
 pub mod outbox;
 pub mod recovery_code;
 pub mod revocation;
+pub mod security_event;
 pub mod session;
 pub mod totp_credential;
 pub mod user;

@@ -14,6 +14,9 @@ pub struct Model {
     pub failures: i32,
     /// Unix seconds: when the window began; it lasts an hour.
     pub window_started_at: i64,
+    /// The `window_started_at` of the window whose refusal was recorded as
+    /// a `login.failed` event (`throttled`): one per identifier and window.
+    pub throttled_noted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261202_000001_create_api_keys;
 mod m20261202_000002_create_mfa;
 mod m20261204_000001_create_mail_windows;
 mod m20261204_000002_create_key_checks;
+mod m20261205_000001_create_security_events;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_create_mfa::Migration),
             Box::new(m20261204_000001_create_mail_windows::Migration),
             Box::new(m20261204_000002_create_key_checks::Migration),
+            Box::new(m20261205_000001_create_security_events::Migration),
         ]
     }
 }

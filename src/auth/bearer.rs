@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::AuthFailure;
 use super::api_key;
 use super::jwt::{Claims, TokenType, Tokens};
+use crate::events::Source;
 use crate::store::{LAST_USED_EVERY, Store};
 
 /// What the `Authorization` header said.
@@ -116,11 +117,12 @@ pub async fn authenticate(
     store: &Store,
     credentials: &Credentials,
     now: i64,
+    source: &Source,
 ) -> Result<Requester, AuthError> {
     let token = match credentials {
         Credentials::Missing => return Err(AuthFailure::Missing.into()),
         Credentials::Malformed => return Err(AuthFailure::Invalid.into()),
-        Credentials::ApiKey(key) => return by_api_key(store, key, now).await,
+        Credentials::ApiKey(key) => return by_api_key(store, key, now, source).await,
         Credentials::Bearer(token) => token,
     };
     let claims = tokens.decode(token, TokenType::Access)?;
@@ -149,7 +151,12 @@ pub fn check_key(holder: &crate::store::KeyHolder, now: i64) -> Result<(), AuthF
     }
 }
 
-async fn by_api_key(store: &Store, key: &str, now: i64) -> Result<Requester, AuthError> {
+async fn by_api_key(
+    store: &Store,
+    key: &str,
+    now: i64,
+    source: &Source,
+) -> Result<Requester, AuthError> {
     // Only a key-shaped text is looked up; anything else starting `ag_` is
     // refused like a made-up key.
     if !api_key::looks_like_key(key) {
@@ -165,10 +172,19 @@ async fn by_api_key(store: &Store, key: &str, now: i64) -> Result<Requester, Aut
         .is_none_or(|last| now - last >= LAST_USED_EVERY)
     {
         // Off the request's path: the answer does not wait for the write,
-        // and a failed write only loses a timestamp.
-        let (store, id) = (store.clone(), holder.key_id);
+        // and a failed write only loses a timestamp. The first use is
+        // recorded (`api_key.first_used`) with where it came from.
+        let (store, id, user_id) = (store.clone(), holder.key_id, holder.user.id);
+        let first = holder.last_used_at.is_none().then(|| source.clone());
         tokio::spawn(async move {
-            if let Err(err) = store.touch_api_key(id, now).await {
+            let noted = match first {
+                Some(source) => {
+                    let at = chrono::Utc::now();
+                    store.first_use_of_api_key(user_id, id, &source, at).await
+                }
+                None => store.touch_api_key(id, now).await,
+            };
+            if let Err(err) = noted {
                 tracing::warn!(error = %err, "could not note an API key's use");
             }
         });

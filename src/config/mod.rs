@@ -1,10 +1,12 @@
 //! Typed settings: every one an environment variable and an equal flag,
 //! validated once at start-up. Grouped by concern, one file each (clap's
 //! `flatten` keeps the variables and flags flat): `server`, `database`,
-//! `tokens` (tokens, keys, sessions), `edge`, `mail`, `mfa`, `limits`.
+//! `tokens` (tokens, keys, sessions), `edge`, `mail`, `mfa`, `limits`,
+//! `events` (the security-event log).
 
 mod database;
 mod edge;
+mod events;
 mod key_file;
 mod limits;
 mod mail;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 
 pub use database::{DatabaseSettings, PoolSettings};
 pub use edge::{EdgeSettings, Switch};
+pub use events::EventSettings;
 pub use key_file::create_new as create_key_file;
 pub use limits::LimitSettings;
 pub use mail::{EmailVerification, MailSettings};
@@ -108,6 +111,8 @@ pub struct Settings {
     pub mfa: MfaSettings,
     #[command(flatten)]
     pub limits: LimitSettings,
+    #[command(flatten)]
+    pub events: EventSettings,
 }
 
 /// Ten years: long enough for anyone, short enough that `now + ttl` never overflows.

@@ -6,11 +6,13 @@ use entity::user;
 use uuid::Uuid;
 
 use super::context::{ContextExt, SignedIn};
+use super::sign_in::SignInExt;
 use super::types::{AuthPayload, User};
 use super::{mfa, recovery};
 use crate::auth::jwt::Subject;
 use crate::domain::{Email, Password, Username, local_part};
 use crate::error::AppError;
+use crate::events::{LoginRefusal, Method};
 use crate::store::{CreateUserError, NewUser};
 
 /// A new account.
@@ -79,7 +81,7 @@ impl AccountMutation {
                     role: user::Role::User,
                     email_verified: false,
                 },
-                ctx.meta().user_agent.clone(),
+                ctx.meta().source.user_agent.clone(),
                 now,
             )
             .map_err(AppError::internal)?;
@@ -109,6 +111,7 @@ impl AccountMutation {
                 },
                 session,
                 verification,
+                &ctx.meta().source,
             )
             .await
             .map_err(|err| match err {
@@ -151,12 +154,19 @@ impl AccountMutation {
             )
             .await
             .map_err(AppError::internal)?;
-        let failed = || {
+        let failed = async |user_id: Option<Uuid>| {
             state.metrics.logins.with_label_values(&["failed"]).inc();
+            let reason = match user_id {
+                Some(_) => LoginRefusal::WrongPassword,
+                None => LoginRefusal::UnknownAccount,
+            };
+            ctx.sign_in_refused(Method::Password, reason, user_id)
+                .await?;
             Err(AppError::InvalidCredentials)
         };
-        let Some(user) = user.filter(|_| verified) else {
-            return failed();
+        let user = match user {
+            Some(user) if verified => user,
+            other => return failed(other.map(|user| user.id)).await,
         };
         if state.verified_only && !user.email_verified {
             // The password was right: no failure to count. No session
@@ -167,6 +177,12 @@ impl AccountMutation {
                 .logins
                 .with_label_values(&["unverified"])
                 .inc();
+            ctx.sign_in_refused(
+                Method::Password,
+                LoginRefusal::EmailNotVerified,
+                Some(user.id),
+            )
+            .await?;
             recovery::queue(
                 ctx,
                 Purpose::EmailVerification,
@@ -183,8 +199,10 @@ impl AccountMutation {
             let mfa_token = mfa::challenge(ctx, user.id).await?;
             return Err(AppError::MfaRequired { mfa_token });
         }
-        let Some(payload) = ctx.sign_in(user, ctx.meta().user_agent.clone()).await? else {
-            return failed();
+        let user_id = user.id;
+        let user_agent = ctx.meta().source.user_agent.clone();
+        let Some(payload) = ctx.sign_in(user, user_agent, Method::Password).await? else {
+            return failed(Some(user_id)).await;
         };
         ctx.check_passed(attempt).await?;
         Ok(payload)

@@ -1,15 +1,15 @@
 //! users and setRole: for ADMINs only.
 
 use async_graphql::{Context, ID, Object, SimpleObject};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use super::context::{AdminOnly, ContextExt, NoApiKey};
+use super::paging::{self, PageInfo};
 use super::reauth;
 use super::types::{Role, User};
 use crate::domain::InvalidInput;
 use crate::error::AppError;
+use crate::events::Actor;
 use crate::store::SetRoleError;
 
 const DEFAULT_PAGE: i32 = 20;
@@ -18,13 +18,11 @@ const CURSOR_PREFIX: &str = "user:";
 
 /// An opaque cursor: the position after the user with this id.
 fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{id}"))
+    paging::encode_cursor(CURSOR_PREFIX, id)
 }
 
 fn decode_cursor(cursor: &str) -> Option<Uuid> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = std::str::from_utf8(&bytes).ok()?;
-    Uuid::parse_str(text.strip_prefix(CURSOR_PREFIX)?).ok()
+    paging::decode_cursor(CURSOR_PREFIX, cursor)
 }
 
 /// A user and its position in the list.
@@ -33,15 +31,6 @@ pub struct UserEdge {
     /// Pass as `after` to continue after this user.
     cursor: String,
     node: User,
-}
-
-/// Where a page sits in the whole list.
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    /// True when more users follow this page.
-    has_next_page: bool,
-    /// The cursor of the page's last user; null on an empty page.
-    end_cursor: Option<String>,
 }
 
 /// One page of users, oldest account first.
@@ -94,10 +83,7 @@ impl AdminQuery {
             })
             .collect();
         Ok(UserConnection {
-            page_info: PageInfo {
-                has_next_page,
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
+            page_info: PageInfo::new(has_next_page, edges.last().map(|e| e.cursor.clone())),
             edges,
             total_count,
         })
@@ -132,7 +118,14 @@ impl AdminMutation {
             }
             reauth::fresh_proof(ctx, &requester, password, code.as_deref()).await?;
         }
-        match ctx.state().store.set_role(id, role.into()).await {
+        let requester = ctx.requester().await?;
+        let by = match requester.user.id == id {
+            true => Actor::user(id),
+            false => Actor::admin(requester.user.id),
+        };
+        let here = (&ctx.meta().source, by, requester.sid());
+        let at = ctx.state().clock.now();
+        match ctx.state().store.set_role(id, role.into(), here, at).await {
             Ok(user) => {
                 ctx.forget_requester().await;
                 Ok(User(user.into()))

@@ -137,9 +137,10 @@ impl ApiKeyMutation {
             expires_at: now.timestamp() + i64::from(expires_in_days) * 86_400,
             revoked_at: None,
         };
+        let here = (&ctx.meta().source, requester.sid());
         if !state
             .store
-            .create_api_key(model.clone(), now.timestamp(), MAX_LIVE_KEYS)
+            .create_api_key(model.clone(), MAX_LIVE_KEYS, here)
             .await?
         {
             return Err(AppError::ForbiddenWith(
@@ -165,10 +166,10 @@ impl ApiKeyMutation {
             return Err(AppError::ForbiddenWith(NOT_WITH_API_KEY));
         }
         let state = ctx.state();
-        let now = state.clock.now().timestamp();
+        let by = (&ctx.meta().source, ctx.actor(&requester), requester.sid());
         if !state
             .store
-            .revoke_api_key(requester.user.id, key_id, now)
+            .revoke_api_key(requester.user.id, key_id, by, state.clock.now())
             .await?
         {
             return Err(AppError::Forbidden);

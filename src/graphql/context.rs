@@ -2,7 +2,6 @@
 //! meta, the authenticated caller (once per operation), the rate limit and
 //! the clock; and the guards protected fields carry.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::{Context, Guard};
@@ -11,11 +10,11 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::cookie;
-use super::types::AuthPayload;
 use crate::auth::AuthFailure;
 use crate::auth::bearer::{AuthError, Credentials, Requester, authenticate};
-use crate::auth::jwt::{Subject, TokenPair, TokenType};
+use crate::auth::jwt::TokenType;
 use crate::error::AppError;
+use crate::events::{Actor, Event, Kind, LoginRefusal, Method, Source};
 use crate::state::AppState;
 use crate::store::{Attempt, throttle_key};
 
@@ -24,8 +23,8 @@ type Outcome = Result<Arc<Requester>, AuthFailure>;
 /// Per-operation data the HTTP handler puts into the GraphQL context.
 pub struct RequestMeta {
     pub credentials: Credentials,
-    pub client_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    /// The client IP, user agent and request id: where events say it came from.
+    pub source: Source,
     /// The refresh cookie's token, in cookie mode: `refreshToken` and
     /// `logout` take it when their argument is null. It authenticates
     /// nothing else, and a request an API key authenticates has none: a
@@ -36,23 +35,24 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn new(
-        credentials: Credentials,
-        client_ip: Option<IpAddr>,
-        user_agent: Option<String>,
-        refresh_cookie: Option<String>,
-    ) -> Self {
+    pub fn new(credentials: Credentials, source: Source, refresh_cookie: Option<String>) -> Self {
         let refresh_cookie = match credentials {
             Credentials::ApiKey(_) => None,
             _ => refresh_cookie,
         };
         Self {
             credentials,
-            client_ip,
-            user_agent,
+            source,
             refresh_cookie,
             outcome: Mutex::new(None),
         }
+    }
+}
+
+impl RequestMeta {
+    /// The caller, if this operation authenticated one (nothing is checked here).
+    pub(super) async fn requester_seen(&self) -> Option<Arc<Requester>> {
+        self.outcome.lock().await.as_ref()?.as_ref().ok().cloned()
     }
 }
 
@@ -78,18 +78,18 @@ pub(crate) trait ContextExt {
     async fn throttle(&self, identifier: &str) -> Result<Option<String>, AppError>;
     /// The check counted under `key` passed: it was no failure.
     async fn check_passed(&self, key: Option<String>) -> Result<(), AppError>;
-    /// The payload handing out `pair`: in cookie mode the refresh token goes
-    /// into the cookie (set on the response) and not into the body.
-    fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload;
-    /// Starts a session of `user`, whose password (and second factor)
-    /// checked out, and hands out its tokens: `None` when the password
-    /// changed since `user` was read (then the one checked is no longer
-    /// the user's, and no session starts).
-    async fn sign_in(
+    /// Who acts in a request of `requester`: the account, or its API key.
+    fn actor(&self, requester: &Requester) -> Actor;
+    /// Records `events`, which change nothing else (refusals), from this
+    /// request, now.
+    async fn record(&self, events: &[Event]) -> Result<(), AppError>;
+    /// Records a refused sign-in of `user_id` (`None`: no such account).
+    async fn sign_in_refused(
         &self,
-        user: user::Model,
-        user_agent: Option<String>,
-    ) -> Result<Option<AuthPayload>, AppError>;
+        method: Method,
+        reason: LoginRefusal,
+        user_id: Option<uuid::Uuid>,
+    ) -> Result<(), AppError>;
     /// In cookie mode, removes the refresh cookie with the response.
     fn clear_refresh_cookie(&self);
     /// Is `sid` the session of this request: its access token's, or (cookie
@@ -126,7 +126,14 @@ impl ContextExt for Context<'_> {
         }
         let state = self.state();
         let now = state.clock.now().timestamp();
-        let outcome = match authenticate(&state.tokens, &state.store, &meta.credentials, now).await
+        let outcome = match authenticate(
+            &state.tokens,
+            &state.store,
+            &meta.credentials,
+            now,
+            &meta.source,
+        )
+        .await
         {
             Ok(requester) => Ok(Arc::new(requester)),
             Err(AuthError::Refused(reason)) => Err(reason),
@@ -145,7 +152,7 @@ impl ContextExt for Context<'_> {
         let state = self.state();
         state
             .limiter
-            .check(self.meta().client_ip)
+            .check(self.meta().source.ip)
             .map_err(|retry_after| {
                 state.metrics.rate_limited.inc();
                 AppError::TooManyRequests { retry_after }
@@ -164,6 +171,10 @@ impl ContextExt for Context<'_> {
             Attempt::Allowed => Ok(Some(key)),
             Attempt::Refused { retry_after } => {
                 state.metrics.rate_limited.inc();
+                state
+                    .store
+                    .note_throttled(&key, identifier, &self.meta().source, state.clock.now())
+                    .await?;
                 Err(AppError::TooManyRequests { retry_after })
             }
         }
@@ -176,36 +187,30 @@ impl ContextExt for Context<'_> {
         }
     }
 
-    fn hand_out(&self, pair: TokenPair, user: user::Profile) -> AuthPayload {
-        let in_cookie = self.state().refresh_cookie;
-        if in_cookie {
-            // Insert, not append: of several fields of one operation, the
-            // last one's cookie is the one that holds.
-            let value = cookie::set(pair.refresh_token.clone(), pair.refresh_expires_in);
-            self.insert_http_header("set-cookie", value);
+    fn actor(&self, requester: &Requester) -> Actor {
+        match requester.api_key() {
+            Some(key_id) => Actor::api_key(key_id),
+            None => Actor::user(requester.user.id),
         }
-        AuthPayload::new(pair, user, in_cookie)
     }
 
-    async fn sign_in(
-        &self,
-        user: user::Model,
-        user_agent: Option<String>,
-    ) -> Result<Option<AuthPayload>, AppError> {
+    async fn record(&self, events: &[Event]) -> Result<(), AppError> {
         let state = self.state();
-        let (session, pair) = state
-            .tokens
-            .new_session(Subject::from(&user), user_agent, state.clock.now())
-            .map_err(AppError::internal)?;
-        if !state
+        Ok(state
             .store
-            .start_session(user.id, &user.password_hash, session)
-            .await?
-        {
-            return Ok(None);
-        }
-        state.metrics.logins.with_label_values(&["ok"]).inc();
-        Ok(Some(self.hand_out(pair, user.into())))
+            .record(&self.meta().source, state.clock.now(), events)
+            .await?)
+    }
+
+    async fn sign_in_refused(
+        &self,
+        method: Method,
+        reason: LoginRefusal,
+        user_id: Option<uuid::Uuid>,
+    ) -> Result<(), AppError> {
+        let refused = Kind::LoginFailed { method, reason };
+        self.record(&[Event::new(refused, user_id, Actor::ANONYMOUS)])
+            .await
     }
 
     fn clear_refresh_cookie(&self) {

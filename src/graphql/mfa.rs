@@ -8,11 +8,13 @@ use uuid::Uuid;
 
 use super::context::{Authenticated, ContextExt, NoApiKey};
 use super::reauth::{Fresh, code_again, fresh_proof, proof_of};
+use super::sign_in::SignInExt;
 use super::types::AuthPayload;
 use crate::auth::AuthFailure;
 use crate::auth::bearer::Requester;
 use crate::auth::mfa::{MAX_FAILURES, mfa_token_hash, new_mfa_token};
 use crate::error::AppError;
+use crate::events::{Actor, Event, Kind};
 use crate::store::Finish;
 
 /// A new authenticator, to scan or type in. MFA is on only once
@@ -43,8 +45,7 @@ async fn proof_and_code(
     match fresh_proof(ctx, requester, password, Some(code)).await? {
         Fresh::Password => Ok(()),
         Fresh::Session => {
-            let user = &requester.user;
-            match code_again(ctx, user.id, &user.username, Some(code)).await? {
+            match code_again(ctx, requester, Some(code)).await? {
                 true => Ok(()),
                 // MFA went off since the caller's check: no factor to prove.
                 false => Err(AppError::InvalidCode),
@@ -67,19 +68,21 @@ fn new_codes(ctx: &Context<'_>) -> Result<(Vec<String>, Vec<String>), AppError> 
 pub(super) async fn challenge(ctx: &Context<'_>, user_id: Uuid) -> Result<String, AppError> {
     let state = ctx.state();
     let (hash, token) = new_mfa_token().map_err(AppError::internal)?;
-    let now = state.clock.now().timestamp();
+    let at = state.clock.now();
+    let now = at.timestamp();
+    let challenge = mfa_challenge::Model {
+        id: Uuid::new_v4(),
+        user_id,
+        token_hash: hash,
+        user_agent: ctx.meta().source.user_agent.clone(),
+        created_at: now,
+        expires_at: now + state.mfa.token_ttl,
+        failures: 0,
+        ended_at: None,
+    };
     state
         .store
-        .create_challenge(mfa_challenge::Model {
-            id: Uuid::new_v4(),
-            user_id,
-            token_hash: hash,
-            user_agent: ctx.meta().user_agent.clone(),
-            created_at: now,
-            expires_at: now + state.mfa.token_ttl,
-            failures: 0,
-            ended_at: None,
-        })
+        .create_challenge(challenge, &ctx.meta().source, at)
         .await?;
     Ok(token)
 }
@@ -154,10 +157,10 @@ impl MfaMutation {
             None => return Err(AppError::ForbiddenWith(NOTHING_PENDING)),
         };
         let attempt = ctx.throttle(&user.username).await?;
-        let now = state.clock.now().timestamp();
+        let at = state.clock.now();
         let step = state
             .mfa
-            .steps_of(&pending.sealed_secret, &code, now)
+            .steps_of(&pending.sealed_secret, &code, at.timestamp())
             .map_err(AppError::internal)?
             .into_iter()
             .find(|step| *step > pending.last_step)
@@ -165,7 +168,14 @@ impl MfaMutation {
         let (codes, macs) = new_codes(ctx)?;
         let ended = state
             .store
-            .enable_mfa(user.id, step, &macs, requester.sid(), now)
+            .enable_mfa(
+                user.id,
+                step,
+                &macs,
+                requester.sid(),
+                &ctx.meta().source,
+                at,
+            )
             .await?
             .ok_or(AppError::InvalidCode)?;
         ctx.check_passed(attempt).await?;
@@ -191,9 +201,10 @@ impl MfaMutation {
         }
         proof_and_code(ctx, &requester, password, &code).await?;
         let (codes, macs) = new_codes(ctx)?;
+        let here = (&ctx.meta().source, requester.sid());
         ctx.state()
             .store
-            .replace_recovery_codes(user.id, &macs)
+            .replace_recovery_codes(user.id, &macs, here, ctx.state().clock.now())
             .await?;
         Ok(codes)
     }
@@ -216,10 +227,14 @@ impl MfaMutation {
             return Err(AppError::ForbiddenWith(MFA_OFF));
         }
         proof_and_code(ctx, &requester, password, &code).await?;
-        let now = state.clock.now().timestamp();
         let ended = state
             .store
-            .disable_mfa(user.id, requester.sid(), now)
+            .disable_mfa(
+                user.id,
+                requester.sid(),
+                &ctx.meta().source,
+                state.clock.now(),
+            )
             .await?;
         state.metrics.revocations.inc_by(ended);
         Ok(true)
@@ -265,22 +280,33 @@ impl MfaMutation {
             return Err(dead(&challenge, now).into());
         }
         let proof = proof_of(ctx, user.id, &code).await?.unwrap_or_default();
-        match state
+        let factor = match state
             .store
-            .finish_challenge(challenge.id, user.id, &proof, now)
+            .finish_challenge(
+                challenge.id,
+                user.id,
+                &proof,
+                &ctx.meta().source,
+                state.clock.now(),
+            )
             .await?
         {
-            Finish::Done => {}
+            Finish::Done(factor) => factor,
             Finish::WrongCode => {
                 state.metrics.logins.with_label_values(&["failed"]).inc();
+                let refused = Kind::MfaFailed {
+                    operation: "verifyMfa".into(),
+                };
+                ctx.record(&[Event::new(refused, Some(user.id), Actor::ANONYMOUS)])
+                    .await?;
                 return Err(AppError::InvalidCode);
             }
             Finish::Gone => return Err(dead(&challenge, now).into()),
-        }
+        };
         ctx.check_passed(attempt).await?;
         // A password change since the login voided its mfaToken; this
         // checks the hash once more, as a login does.
-        ctx.sign_in(user, challenge.user_agent)
+        ctx.sign_in(user, challenge.user_agent, factor.after_password())
             .await?
             .ok_or(AuthFailure::Revoked.into())
     }

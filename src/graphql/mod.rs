@@ -6,13 +6,17 @@ mod api_keys;
 mod codes;
 mod context;
 mod cookie;
+mod events;
 mod limits;
 mod mfa;
+mod paging;
 mod parse_cache;
 mod pipeline;
 mod reauth;
 mod recovery;
+mod scalars;
 mod sessions;
+mod sign_in;
 mod timing;
 mod tokens;
 mod types;
@@ -32,6 +36,7 @@ pub struct Query(
     sessions::SessionQuery,
     admin::AdminQuery,
     api_keys::ApiKeyQuery,
+    events::EventQuery,
 );
 
 #[derive(MergedObject, Default)]

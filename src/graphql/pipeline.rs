@@ -5,7 +5,9 @@
 //! 2. the parse cache (`parse_cache`): a kept document skips 3 and the
 //!    parser, and a kept validation skips async-graphql's validation;
 //! 3. the limits around the parser (`limits`): nesting before, fields after;
-//! 4. the operation's span and each root field's latency (`timing`).
+//! 4. the operation's span and each root field's latency (`timing`);
+//!    once the operation is done, an `access.denied` event for each
+//!    `FORBIDDEN` it answered (`events`).
 //!
 //! One extension rather than one per step: async-graphql passes every
 //! field through every extension's `resolve`, a boxed future each, and even
@@ -26,7 +28,7 @@ use tracing::Instrument;
 
 use super::parse_cache::Documents;
 use super::variable_positions::Positions;
-use super::{codes, limits, timing};
+use super::{codes, events, limits, timing};
 
 pub struct Pipeline {
     documents: Arc<Documents>,
@@ -192,7 +194,9 @@ impl Extension for OneRequest {
         next: NextExecute<'_>,
     ) -> Response {
         let span = timing::operation_span(operation_name);
-        next.run(ctx, operation_name).instrument(span).await
+        let response = next.run(ctx, operation_name).instrument(span).await;
+        events::record_denials(ctx, &response).await;
+        response
     }
 
     async fn resolve(

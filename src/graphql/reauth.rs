@@ -12,6 +12,7 @@ use super::context::{ContextExt, NOT_WITH_API_KEY};
 use crate::auth::AuthFailure;
 use crate::auth::bearer::Requester;
 use crate::error::AppError;
+use crate::events::{Event, Kind};
 use crate::store::Proof;
 
 /// How the caller proved it is the account's owner just now.
@@ -42,9 +43,9 @@ pub(super) async fn fresh_proof(
     let user = &requester.user;
     let state = ctx.state();
     if let Some(password) = password {
-        password_again(ctx, user.id, &user.username, password).await?;
+        password_again(ctx, requester, password).await?;
         // With MFA on, the code too (a missing one counts as wrong).
-        code_again(ctx, user.id, &user.username, code).await?;
+        code_again(ctx, requester, code).await?;
         return Ok(Fresh::Password);
     }
     let now = state.clock.now();
@@ -97,10 +98,10 @@ pub(super) async fn proof_of(
 /// like a login; the caller counts the IP limit).
 pub(super) async fn password_again(
     ctx: &Context<'_>,
-    user_id: Uuid,
-    username: &str,
+    requester: &Requester,
     password: String,
 ) -> Result<(), AppError> {
+    let (user_id, username) = (requester.user.id, &requester.user.username);
     let attempt = ctx.throttle(username).await?;
     let state = ctx.state();
     let stored = state
@@ -114,6 +115,11 @@ pub(super) async fn password_again(
         .await
         .map_err(AppError::internal)?;
     if !verified {
+        let refused = Kind::ReauthFailed {
+            operation: ctx.field().name().to_owned(),
+        };
+        ctx.record(&[Event::by_user(refused, user_id).in_session(requester.sid())])
+            .await?;
         return Err(AppError::WrongPassword);
     }
     ctx.check_passed(attempt).await
@@ -126,16 +132,26 @@ pub(super) async fn password_again(
 /// when MFA is off: nothing to check, nothing counted.
 pub(super) async fn code_again(
     ctx: &Context<'_>,
-    user_id: Uuid,
-    username: &str,
+    requester: &Requester,
     code: Option<&str>,
 ) -> Result<bool, AppError> {
+    let (user_id, username) = (requester.user.id, &requester.user.username);
     let Some(proof) = proof_of(ctx, user_id, code.unwrap_or_default()).await? else {
         return Ok(false);
     };
     let attempt = ctx.throttle(username).await?;
-    let now = ctx.state().clock.now().timestamp();
-    if !ctx.state().store.use_proof(user_id, &proof, now).await? {
+    let state = ctx.state();
+    let here = (&ctx.meta().source, requester.sid());
+    if !state
+        .store
+        .use_proof(user_id, &proof, here, state.clock.now())
+        .await?
+    {
+        let refused = Kind::MfaFailed {
+            operation: ctx.field().name().to_owned(),
+        };
+        ctx.record(&[Event::by_user(refused, user_id).in_session(requester.sid())])
+            .await?;
         return Err(match code {
             Some(_) => AppError::InvalidCode,
             None => AppError::CodeRequired,

@@ -113,7 +113,7 @@ impl RecoveryMutation {
             .map_err(AppError::internal)?;
         let ended = state
             .store
-            .reset_password(&hash, password_hash, now)
+            .reset_password(&hash, password_hash, &ctx.meta().source, state.clock.now())
             .await?
             .ok_or_else(bad_token)?;
         state.metrics.revocations.inc_by(ended);
@@ -157,7 +157,10 @@ impl RecoveryMutation {
                 "token",
                 "is not a valid link: it expired, was used, or a newer one was sent",
             )))?;
-        state.store.verify_email(user_id).await?;
+        state
+            .store
+            .verify_email(user_id, &ctx.meta().source, state.clock.now())
+            .await?;
         ctx.forget_requester().await;
         Ok(true)
     }

@@ -9,6 +9,7 @@ use super::types::DateTime;
 use crate::auth::AuthFailure;
 use crate::domain::{Password, local_part};
 use crate::error::AppError;
+use crate::events::{EndReason, Event, Kind};
 
 /// A login and the refreshes that followed it.
 pub struct Session {
@@ -112,6 +113,11 @@ impl SessionMutation {
             .await
             .map_err(AppError::internal)?;
         if !verified {
+            let refused = Kind::ReauthFailed {
+                operation: "changePassword".into(),
+            };
+            ctx.record(&[Event::by_user(refused, user.id).in_session(requester.sid())])
+                .await?;
             return Err(AppError::WrongPassword);
         }
         ctx.check_passed(attempt).await?;
@@ -131,7 +137,8 @@ impl SessionMutation {
                 requester
                     .sid()
                     .ok_or(AppError::ForbiddenWith(NOT_WITH_API_KEY))?,
-                ctx.state().clock.now().timestamp(),
+                &ctx.meta().source,
+                ctx.state().clock.now(),
             )
             .await?
             .ok_or(AppError::WrongPassword)?;
@@ -146,7 +153,13 @@ impl SessionMutation {
         let ended = ctx
             .state()
             .store
-            .end_sessions_of(requester.user.id, None, ctx.state().clock.now().timestamp())
+            .end_sessions_of(
+                requester.user.id,
+                None,
+                EndReason::LogoutAll,
+                &ctx.meta().source,
+                ctx.state().clock.now(),
+            )
             .await?;
         ctx.state().metrics.revocations.inc_by(ended);
         ctx.clear_refresh_cookie();
@@ -160,14 +173,25 @@ impl SessionMutation {
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool, AppError> {
         let requester = ctx.requester().await?;
         let store = &ctx.state().store;
-        let now = ctx.state().clock.now().timestamp();
+        let at = ctx.state().clock.now();
+        let now = at.timestamp();
         let Ok(sid) = Uuid::parse_str(&id) else {
             return Err(AppError::Forbidden);
         };
         if !store.owns_live_session(requester.user.id, sid, now).await? {
             return Err(AppError::Forbidden);
         }
-        store.end_session(sid, now, now).await?;
+        let by = (&ctx.meta().source, ctx.actor(&requester));
+        store
+            .end_session(
+                requester.user.id,
+                sid,
+                now,
+                EndReason::SessionRevoked,
+                by,
+                at,
+            )
+            .await?;
         ctx.state().metrics.revocations.inc();
         if ctx.is_current_session(sid) {
             ctx.clear_refresh_cookie();

@@ -3,11 +3,13 @@
 use async_graphql::{Context, ID, Object};
 
 use super::context::ContextExt;
+use super::sign_in::SignInExt;
 use super::types::{AuthPayload, DateTime, TokenInfo};
 use crate::auth::bearer::check_key;
 use crate::auth::jwt::{Claims, Subject, TokenType};
 use crate::auth::{AuthFailure, api_key};
 use crate::error::AppError;
+use crate::events::{Actor, EndReason};
 use crate::store::{Rotation, RotationRules};
 
 #[derive(Default)]
@@ -151,8 +153,18 @@ impl TokenMutation {
                 return Err(reason.into());
             }
         };
-        let now = state.clock.now().timestamp();
-        state.store.end_session(claims.sid, claims.exp, now).await?;
+        let by = (&ctx.meta().source, Actor::user(claims.sub));
+        state
+            .store
+            .end_session(
+                claims.sub,
+                claims.sid,
+                claims.exp,
+                EndReason::Logout,
+                by,
+                state.clock.now(),
+            )
+            .await?;
         state.metrics.revocations.inc();
         if from_cookie || ctx.is_current_session(claims.sid) {
             ctx.clear_refresh_cookie();
@@ -179,6 +191,7 @@ async fn rotate(ctx: &Context<'_>, token: &str, grace: i64) -> Result<AuthPayloa
                 grace,
                 verified_only: state.verified_only,
             },
+            &ctx.meta().source,
         )
         .await?
     {

@@ -2,11 +2,12 @@
 //! derived on them, so a password hash has no way into a response.
 
 use async_graphql::{Enum, ID, Object, SimpleObject};
-use chrono::Utc;
 use entity::user;
 
 use crate::auth::jwt::TokenPair;
 use crate::error::AppError;
+
+pub use super::scalars::DateTime;
 
 /// What a user may do.
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -57,6 +58,17 @@ impl User {
 
     async fn role(&self) -> Role {
         self.0.role.into()
+    }
+
+    /// The events concerning this account, newest first: the user's own, or
+    /// anyone's to an ADMIN (`FORBIDDEN` otherwise).
+    async fn security_events(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<super::events::SecurityEventConnection, AppError> {
+        super::events::of_user(ctx, self.0.id, first, after).await
     }
 
     /// When the account was created.
@@ -128,40 +140,4 @@ pub struct TokenInfo {
     pub user_id: Option<ID>,
     /// When the token expires (or expired); null when the token is not ours.
     pub expires_at: Option<DateTime>,
-}
-
-/// A point in time: RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T09:30:00.000Z`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DateTime(pub chrono::DateTime<Utc>);
-
-impl DateTime {
-    /// Unix seconds (as the store keeps expiries); `None` out of range.
-    pub fn from_unix(seconds: i64) -> Option<Self> {
-        chrono::DateTime::from_timestamp(seconds, 0).map(Self)
-    }
-
-    /// [`Self::from_unix`], the epoch out of range (never, for what the
-    /// store writes).
-    pub fn from_unix_or_epoch(seconds: i64) -> Self {
-        Self::from_unix(seconds).unwrap_or(Self(chrono::DateTime::UNIX_EPOCH))
-    }
-}
-
-/// A point in time: RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T09:30:00.000Z`.
-#[async_graphql::Scalar(name = "DateTime")]
-impl async_graphql::ScalarType for DateTime {
-    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            async_graphql::Value::String(text) => chrono::DateTime::parse_from_rfc3339(text)
-                .map(|t| Self(t.with_timezone(&Utc)))
-                .map_err(|_| {
-                    async_graphql::InputValueError::custom("expected an RFC 3339 date-time")
-                }),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-
-    fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    }
 }

@@ -18,8 +18,9 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use serde_json::json;
 
 use super::persisted::{self, PersistedQueries, Resolved};
-use super::{Browsers, TrustedProxies};
+use super::{Browsers, RequestId, TrustedProxies};
 use crate::auth::bearer::Credentials;
+use crate::events::Source;
 use crate::graphql::{AuthSchema, MAX_BATCH, MAX_NESTING, RequestMeta, nesting_exceeds};
 
 /// Largest request body accepted.
@@ -92,11 +93,15 @@ fn meta(req: &Request, proxies: &TrustedProxies, browsers: &Browsers) -> impl Fn
             .to_owned()
     });
     let refresh_cookie = browsers.refresh_cookie(req);
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
     move || {
         RequestMeta::new(
             credentials.clone(),
-            client_ip,
-            user_agent.clone(),
+            Source {
+                ip: client_ip,
+                user_agent: user_agent.clone(),
+                request_id: request_id.clone(),
+            },
             refresh_cookie.clone(),
         )
     }

@@ -70,10 +70,14 @@ pub fn metrics(state: Data<&Arc<AppState>>) -> Response {
         .body(state.metrics.render())
 }
 
+/// The request's id (see [`request_span`]), for what it records.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Runs each request inside a `request` span carrying its id, so every log
 /// line of the request names it. The id is the client's `X-Request-Id` when
 /// that is a short token, else a new UUID; it is echoed in the response.
-pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+pub async fn request_span<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let id = req
         .header("x-request-id")
         .filter(|id| {
@@ -85,6 +89,7 @@ pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let span = tracing::info_span!("request", id = %id);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     async move {

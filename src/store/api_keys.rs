@@ -11,24 +11,26 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Store;
+use super::events::append_in;
 pub use super::ledger::KeyHolder;
+use crate::events::{Actor, Event, KeyRevocation, Kind, Source};
 
 /// How often, at most, a key's `last_used_at` is written (seconds).
 pub const LAST_USED_EVERY: i64 = 60;
 
-/// Revokes every live key of `user_id` (a password reset).
+/// Revokes every live key of `user_id` (a password reset); returns their ids.
 pub(super) async fn revoke_keys_in(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     now: i64,
-) -> Result<u64, DbErr> {
+) -> Result<Vec<Uuid>, DbErr> {
     let revoked = api_key::Entity::update_many()
         .col_expr(api_key::Column::RevokedAt, Expr::value(now))
         .filter(api_key::Column::UserId.eq(user_id))
         .filter(api_key::Column::RevokedAt.is_null())
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    Ok(revoked.rows_affected)
+    Ok(revoked.into_iter().map(|key| key.id).collect())
 }
 
 impl Store {
@@ -45,9 +47,19 @@ impl Store {
     pub async fn create_api_key(
         &self,
         key: api_key::Model,
-        now: i64,
         cap: u64,
+        (source, sid): (&Source, Option<Uuid>),
     ) -> Result<bool, DbErr> {
+        let (at, now) = (key.created_at, key.created_at.timestamp());
+        let created = Kind::ApiKeyCreated {
+            key_id: key.id,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            expires_at: chrono::DateTime::from_timestamp(key.expires_at, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        let created = Event::by_user(created, key.user_id).in_session(sid);
         let txn = self.db.begin().await?;
         user::Entity::update_many()
             .col_expr(
@@ -80,7 +92,9 @@ impl Store {
         })
         .exec_without_returning(&txn)
         .await?;
+        let written = append_in(&txn, source, at, &[created]).await?;
         txn.commit().await?;
+        written.log();
         Ok(true)
     }
 
@@ -102,7 +116,8 @@ impl Store {
             .await
     }
 
-    /// Revokes key `key_id` if it is `user_id`'s and not revoked yet.
+    /// Revokes key `key_id` if it is `user_id`'s and not revoked yet, with
+    /// its `api_key.revoked` (by `by`, in session `sid`).
     #[tracing::instrument(
         name = "db.api_keys.revoke",
         level = "debug",
@@ -113,16 +128,69 @@ impl Store {
         &self,
         user_id: Uuid,
         key_id: Uuid,
-        now: i64,
+        (source, by, sid): (&Source, Actor, Option<Uuid>),
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
         let revoked = api_key::Entity::update_many()
-            .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+            .col_expr(api_key::Column::RevokedAt, Expr::value(at.timestamp()))
             .filter(api_key::Column::Id.eq(key_id))
             .filter(api_key::Column::UserId.eq(user_id))
             .filter(api_key::Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(revoked.rows_affected == 1)
+        if revoked.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let kind = Kind::ApiKeyRevoked {
+            key_id,
+            reason: KeyRevocation::Revoked,
+        };
+        let event = Event::new(kind, Some(user_id), by).in_session(sid);
+        let written = append_in(&txn, source, at, &[event]).await?;
+        txn.commit().await?;
+        written.log();
+        Ok(true)
+    }
+
+    /// Notes the first use of key `key_id` (of `user_id`): its
+    /// `last_used_at` set, if no use was noted yet, with its
+    /// `api_key.first_used`, in one transaction. Returns whether it wrote:
+    /// of concurrent first uses, one does.
+    #[tracing::instrument(
+        name = "db.api_keys.first_use",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
+    pub async fn first_use_of_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        source: &Source,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        let touched = api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(at.timestamp()))
+            .filter(api_key::Column::Id.eq(key_id))
+            .filter(api_key::Column::LastUsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if touched.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let event = Event::new(
+            Kind::ApiKeyFirstUsed { key_id },
+            Some(user_id),
+            Actor::api_key(key_id),
+        );
+        let written = append_in(&txn, source, at, &[event]).await?;
+        txn.commit().await?;
+        written.log();
+        Ok(true)
     }
 
     /// The key whose SHA-256 is `key_hash`, with its user: the guard's read.

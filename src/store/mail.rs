@@ -13,11 +13,12 @@ use uuid::Uuid;
 
 use super::Store;
 use super::api_keys::revoke_keys_in;
-use super::ledger::end_sessions;
+use super::events::append_in;
 use super::mfa::void_challenges_in;
-use super::sessions::live_sessions_of;
+use super::sessions::{end_each, ended_by_user, live_sessions_of};
 use super::throttle::{WINDOW, count_in_window};
 use super::throttle_key;
+use crate::events::{EndReason, Event, KeyRevocation, Kind, Source};
 
 /// Most mails queued to one address an hour; over it a request still
 /// answers `true` and sends nothing.
@@ -256,15 +257,28 @@ impl Store {
         skip_all,
         err(level = "debug")
     )]
-    pub async fn verify_email(&self, user_id: Uuid) -> Result<(), DbErr> {
+    pub async fn verify_email(
+        &self,
+        user_id: Uuid,
+        source: &Source,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
-        user::Entity::update_many()
+        let verified = user::Entity::update_many()
             .col_expr(user::Column::EmailVerified, Expr::value(true))
             .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::EmailVerified.eq(false))
             .exec(&txn)
             .await?;
         delete_tokens_in(&txn, user_id, Purpose::EmailVerification).await?;
-        txn.commit().await
+        let mut written = crate::events::Written::default();
+        if verified.rows_affected == 1 {
+            let event = Event::by_user(Kind::EmailVerified {}, user_id);
+            written = append_in(&txn, source, at, &[event]).await?;
+        }
+        txn.commit().await?;
+        written.log();
+        Ok(())
     }
 
     /// A password reset with the token of `token_hash`, in one transaction:
@@ -284,8 +298,10 @@ impl Store {
         &self,
         token_hash: &str,
         hash: String,
-        now: i64,
+        source: &Source,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<u64>, DbErr> {
+        let now = at.timestamp();
         let txn = self.db.begin().await?;
         let Some(user_id) = use_token_in(&txn, token_hash, Purpose::PasswordReset, now).await?
         else {
@@ -304,8 +320,14 @@ impl Store {
             .await?;
         delete_tokens_in(&txn, user_id, Purpose::PasswordReset).await?;
         let sessions: Vec<session::Model> = live_sessions_of(user_id, now).all(&txn).await?;
-        end_sessions(&txn, sessions.iter().map(|s| (s.id, s.expires_at)), now).await?;
-        revoke_keys_in(&txn, user_id, now).await?;
+        let ended = end_each(
+            &txn,
+            sessions.iter().map(|s| (s.id, s.expires_at)).collect(),
+            now,
+            ended_by_user(user_id, EndReason::PasswordReset),
+        )
+        .await?;
+        let keys = revoke_keys_in(&txn, user_id, now).await?;
         void_challenges_in(&txn, user_id, now).await?;
         login_failure::Entity::delete_many()
             .filter(
@@ -314,8 +336,24 @@ impl Store {
             )
             .exec(&txn)
             .await?;
+        let reset = Kind::PasswordReset {
+            sessions_ended: ended.len() as u64,
+            api_keys_revoked: keys.len() as u64,
+        };
+        let mut events = vec![Event::by_user(reset, user_id)];
+        let sessions_ended = ended.len() as u64;
+        events.extend(ended);
+        events.extend(keys.into_iter().map(|key_id| {
+            let revoked = Kind::ApiKeyRevoked {
+                key_id,
+                reason: KeyRevocation::PasswordReset,
+            };
+            Event::by_user(revoked, user_id)
+        }));
+        let written = append_in(&txn, source, at, &events).await?;
         txn.commit().await?;
-        Ok(Some(sessions.len() as u64))
+        written.log();
+        Ok(Some(sessions_ended))
     }
 
     /// Claims up to `limit` mails that are due at `now`, for `lease` seconds:

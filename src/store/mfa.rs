@@ -12,8 +12,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Store;
-use super::ledger::end_sessions;
-use super::sessions::live_sessions_of;
+use super::events::append_in;
+use super::sessions::{end_each, ended_by_user, live_sessions_of};
+use crate::events::{EndReason, Event, Kind, Method, Source};
+
+type At = chrono::DateTime<chrono::Utc>;
 
 /// Ends every pending `mfaToken` of `user_id` (its password changed).
 pub(super) async fn void_challenges_in(
@@ -57,14 +60,51 @@ async fn end_others_in(
     user_id: Uuid,
     keep: Option<Uuid>,
     now: i64,
-) -> Result<u64, DbErr> {
+) -> Result<Vec<Event>, DbErr> {
     let mut others = live_sessions_of(user_id, now);
     if let Some(keep) = keep {
         others = others.filter(session::Column::Id.ne(keep));
     }
     let others = others.all(db).await?;
-    end_sessions(db, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
-    Ok(others.len() as u64)
+    end_each(
+        db,
+        others.iter().map(|s| (s.id, s.expires_at)).collect(),
+        now,
+        ended_by_user(user_id, EndReason::MfaChanged),
+    )
+    .await
+}
+
+/// The factor a proof was accepted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Totp,
+    RecoveryCode,
+}
+
+impl Factor {
+    /// The sign-in method of a password and this factor.
+    pub fn after_password(self) -> Method {
+        match self {
+            Self::Totp => Method::PasswordTotp,
+            Self::RecoveryCode => Method::PasswordRecoveryCode,
+        }
+    }
+}
+
+/// A recovery code used: `mfa.recovery_code_used`, with the codes left.
+async fn code_used_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    sid: Option<Uuid>,
+) -> Result<Event, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let remaining = recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(user_id))
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .count(db)
+        .await?;
+    Ok(Event::by_user(Kind::RecoveryCodeUsed { remaining }, user_id).in_session(sid))
 }
 
 /// What a presented code could be for a user's credential: the TOTP steps
@@ -80,7 +120,7 @@ pub struct Proof {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Finish {
     /// The code is used, the challenge ended: sign in.
-    Done,
+    Done(Factor),
     /// The code counts for nothing; nothing changed.
     WrongCode,
     /// Another request ended the challenge (or it expired); nothing changed.
@@ -95,7 +135,7 @@ async fn use_proof_in(
     user_id: Uuid,
     proof: &Proof,
     now: i64,
-) -> Result<bool, DbErr> {
+) -> Result<Option<Factor>, DbErr> {
     for &step in &proof.steps {
         let accepted = totp_credential::Entity::update_many()
             .col_expr(totp_credential::Column::LastStep, Expr::value(step))
@@ -105,7 +145,7 @@ async fn use_proof_in(
             .exec(db)
             .await?;
         if accepted.rows_affected == 1 {
-            return Ok(true);
+            return Ok(Some(Factor::Totp));
         }
     }
     if let Some(mac) = &proof.recovery_mac {
@@ -116,9 +156,9 @@ async fn use_proof_in(
             .filter(recovery_code::Column::UsedAt.is_null())
             .exec(db)
             .await?;
-        return Ok(used.rows_affected == 1);
+        return Ok((used.rows_affected == 1).then_some(Factor::RecoveryCode));
     }
-    Ok(false)
+    Ok(None)
 }
 
 impl Store {
@@ -203,8 +243,10 @@ impl Store {
         step: i64,
         macs: &[String],
         keep: Option<Uuid>,
-        now: i64,
+        source: &Source,
+        at: At,
     ) -> Result<Option<u64>, DbErr> {
+        let now = at.timestamp();
         let txn = self.db.begin().await?;
         let enabled = totp_credential::Entity::update_many()
             .col_expr(totp_credential::Column::EnabledAt, Expr::value(now))
@@ -220,8 +262,13 @@ impl Store {
         }
         replace_codes_in(&txn, user_id, macs).await?;
         let ended = end_others_in(&txn, user_id, keep, now).await?;
+        let count = ended.len() as u64;
+        let mut events = vec![Event::by_user(Kind::MfaEnabled {}, user_id).in_session(keep)];
+        events.extend(ended);
+        let written = append_in(&txn, source, at, &events).await?;
         txn.commit().await?;
-        Ok(Some(ended))
+        written.log();
+        Ok(Some(count))
     }
 
     /// Uses `proof` up for the user's enabled credential (see [`Proof`]):
@@ -232,8 +279,26 @@ impl Store {
         skip_all,
         err(level = "debug")
     )]
-    pub async fn use_proof(&self, user_id: Uuid, proof: &Proof, now: i64) -> Result<bool, DbErr> {
-        use_proof_in(&self.db, user_id, proof, now).await
+    pub async fn use_proof(
+        &self,
+        user_id: Uuid,
+        proof: &Proof,
+        (source, sid): (&Source, Option<Uuid>),
+        at: At,
+    ) -> Result<bool, DbErr> {
+        let txn = self.db.begin().await?;
+        let Some(factor) = use_proof_in(&txn, user_id, proof, at.timestamp()).await? else {
+            txn.rollback().await?;
+            return Ok(false);
+        };
+        let mut written = crate::events::Written::default();
+        if factor == Factor::RecoveryCode {
+            let used = code_used_in(&txn, user_id, sid).await?;
+            written = append_in(&txn, source, at, &[used]).await?;
+        }
+        txn.commit().await?;
+        written.log();
+        Ok(true)
     }
 
     /// Replaces the user's recovery codes.
@@ -247,10 +312,16 @@ impl Store {
         &self,
         user_id: Uuid,
         macs: &[String],
+        (source, sid): (&Source, Option<Uuid>),
+        at: At,
     ) -> Result<(), DbErr> {
         let txn = self.db.begin().await?;
         replace_codes_in(&txn, user_id, macs).await?;
-        txn.commit().await
+        let event = Event::by_user(Kind::RecoveryCodesRegenerated {}, user_id).in_session(sid);
+        let written = append_in(&txn, source, at, &[event]).await?;
+        txn.commit().await?;
+        written.log();
+        Ok(())
     }
 
     /// Turns MFA off: the credential and the codes gone, pending
@@ -265,8 +336,10 @@ impl Store {
         &self,
         user_id: Uuid,
         keep: Option<Uuid>,
-        now: i64,
+        source: &Source,
+        at: At,
     ) -> Result<u64, DbErr> {
+        let now = at.timestamp();
         let txn = self.db.begin().await?;
         totp_credential::Entity::delete_many()
             .filter(totp_credential::Column::UserId.eq(user_id))
@@ -278,8 +351,13 @@ impl Store {
             .await?;
         void_challenges_in(&txn, user_id, now).await?;
         let ended = end_others_in(&txn, user_id, keep, now).await?;
+        let count = ended.len() as u64;
+        let mut events = vec![Event::by_user(Kind::MfaDisabled {}, user_id).in_session(keep)];
+        events.extend(ended);
+        let written = append_in(&txn, source, at, &events).await?;
         txn.commit().await?;
-        Ok(ended)
+        written.log();
+        Ok(count)
     }
 
     /// Stores a login's pending second step.
@@ -289,10 +367,25 @@ impl Store {
         skip_all,
         err(level = "debug")
     )]
-    pub async fn create_challenge(&self, challenge: mfa_challenge::Model) -> Result<(), DbErr> {
+    pub async fn create_challenge(
+        &self,
+        challenge: mfa_challenge::Model,
+        source: &Source,
+        at: At,
+    ) -> Result<(), DbErr> {
+        let challenged = Event::by_user(
+            Kind::LoginMfaChallenged {
+                method: Method::Password,
+            },
+            challenge.user_id,
+        );
+        let txn = self.db.begin().await?;
         mfa_challenge::Entity::insert(mfa_challenge::ActiveModel::from(challenge))
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
+        let written = append_in(&txn, source, at, &[challenged]).await?;
+        txn.commit().await?;
+        written.log();
         Ok(())
     }
 
@@ -348,15 +441,17 @@ impl Store {
         id: Uuid,
         user_id: Uuid,
         proof: &Proof,
-        now: i64,
+        source: &Source,
+        at: At,
     ) -> Result<Finish, DbErr> {
+        let now = at.timestamp();
         let txn = self.db.begin().await?;
         // The factor's rows first, then the challenge's: the order
         // `disable_mfa` takes them in, so the two never wait on each other.
-        if !use_proof_in(&txn, user_id, proof, now).await? {
+        let Some(factor) = use_proof_in(&txn, user_id, proof, now).await? else {
             txn.rollback().await?;
             return Ok(Finish::WrongCode);
-        }
+        };
         let ended = mfa_challenge::Entity::update_many()
             .col_expr(mfa_challenge::Column::EndedAt, Expr::value(now))
             .filter(mfa_challenge::Column::Id.eq(id))
@@ -368,8 +463,14 @@ impl Store {
             txn.rollback().await?;
             return Ok(Finish::Gone);
         }
+        let mut written = crate::events::Written::default();
+        if factor == Factor::RecoveryCode {
+            let used = code_used_in(&txn, user_id, None).await?;
+            written = append_in(&txn, source, at, &[used]).await?;
+        }
         txn.commit().await?;
-        Ok(Finish::Done)
+        written.log();
+        Ok(Finish::Done(factor))
     }
 
     /// Deletes challenges that expired before `cutoff`.

@@ -1,10 +1,12 @@
 //! Everything authgraph asks of the database, on SeaORM, for SQLite and
 //! PostgreSQL alike, split by what is asked: user rows (`users`), sessions
-//! (`sessions`), and the token ledger, the blacklist and the hot path over
-//! it (`ledger`).
+//! (`sessions`), the token ledger, the blacklist and the hot path over it
+//! (`ledger`), and the security-event log every change writes into
+//! (`events`).
 
 mod api_keys;
 mod connect;
+mod events;
 mod key_checks;
 mod ledger;
 mod mail;
@@ -15,17 +17,19 @@ mod users;
 
 pub use api_keys::{KeyHolder, LAST_USED_EVERY};
 pub use connect::{connect, migrate};
+pub use events::EventFilter;
+pub(crate) use events::{Row as EventRow, SQLITE_INSERT as SQLITE_EVENT_INSERT, append_in};
 pub use key_checks::Sealed;
 pub use ledger::{Rotation, RotationRules};
 pub use mail::QueuedMail;
-pub use mfa::{Finish, Proof};
+pub use mfa::{Factor, Finish, Proof};
 pub use sessions::NewSession;
 pub use throttle::{Attempt, throttle_key};
 pub use users::{CreateUserError, NewUser, SetRoleError};
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use ledger::TokenLedger;
@@ -118,8 +122,8 @@ impl Store {
 
     /// Revokes the presented refresh token and moves its session on, or
     /// says why not (a reused token ends its session, unless it was rotated
-    /// less than `rules.grace` seconds ago; an unverified user's is refused
-    /// when `rules.verified_only`).
+    /// less than `rules.grace` seconds ago, with its `session.ended` from
+    /// `source`; an unverified user's is refused when `rules.verified_only`).
     #[tracing::instrument(
         name = "db.ledger.rotate",
         level = "debug",
@@ -132,20 +136,11 @@ impl Store {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
+        source: &crate::events::Source,
     ) -> Result<Rotation, DbErr> {
-        self.ledger.rotate(old, now, new_expires_at, rules).await
-    }
-
-    /// Ends session `sid` at `now` (see [`Rotation`] for the other ways a
-    /// session ends). `token_exp`: the expiry of the token that asked.
-    #[tracing::instrument(
-        name = "db.ledger.end_session",
-        level = "debug",
-        skip_all,
-        err(level = "debug")
-    )]
-    pub async fn end_session(&self, sid: Uuid, token_exp: i64, now: i64) -> Result<(), DbErr> {
-        self.ledger.end_session(sid, token_exp, now).await
+        self.ledger
+            .rotate(old, now, new_expires_at, rules, source)
+            .await
     }
 
     /// Deletes revocations and sessions whose every token expired before
@@ -168,4 +163,21 @@ pub(crate) async fn unique<E: sea_orm::EntityTrait>(
     query: sea_orm::Select<E>,
 ) -> Result<Option<E::Model>, DbErr> {
     Ok(query.all(db).await?.into_iter().next())
+}
+
+/// The query that finds the account a login's identifier names (a
+/// username, or an email address with an `@`); `None` when none can.
+pub(crate) fn login_lookup(identifier: &str) -> Option<sea_orm::Select<user::Entity>> {
+    let identifier = identifier.trim();
+    // No stored name or email holds a NUL (signup refuses control
+    // characters), and PostgreSQL refuses one in a text parameter.
+    if identifier.contains('\0') {
+        return None;
+    }
+    let filter = if identifier.contains('@') {
+        user::Column::Email.eq(identifier.to_lowercase())
+    } else {
+        user::Column::UsernameKey.eq(identifier.to_ascii_lowercase())
+    };
+    Some(user::Entity::find().filter(filter))
 }

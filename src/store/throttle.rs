@@ -10,6 +10,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, Quer
 use sha2::{Digest, Sha256};
 
 use super::Store;
+use super::events::append_in;
+use super::login_lookup;
+use crate::events::{Actor, Event, Kind, LoginRefusal, Method, Source};
 
 /// How long a window of failures lasts, seconds.
 pub const WINDOW: i64 = 3600;
@@ -97,6 +100,55 @@ impl Store {
             return Ok(Attempt::Refused { retry_after });
         }
         Ok(Attempt::Allowed)
+    }
+
+    /// Records a refusal by the throttle of `identifier` (its `key`): one
+    /// `login.failed` (`throttled`) per identifier and window, however many
+    /// refusals, decided by one conditional write of the window's row.
+    /// Returns whether this refusal was the one recorded.
+    #[tracing::instrument(
+        name = "db.throttle.note_refusal",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
+    pub async fn note_throttled(
+        &self,
+        key: &str,
+        identifier: &str,
+        source: &Source,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbErr> {
+        use sea_orm::TransactionTrait;
+        let window = Expr::col(login_failure::Column::WindowStartedAt);
+        let txn = self.connection().begin().await?;
+        let noted = login_failure::Entity::update_many()
+            .col_expr(login_failure::Column::ThrottledNotedAt, window.clone())
+            .filter(login_failure::Column::Id.eq(key))
+            .filter(
+                login_failure::Column::ThrottledNotedAt
+                    .is_null()
+                    .or(Expr::col(login_failure::Column::ThrottledNotedAt).ne(window)),
+            )
+            .exec(&txn)
+            .await?;
+        if noted.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let user_id = match login_lookup(identifier) {
+            Some(query) => super::unique(&txn, query).await?.map(|user| user.id),
+            None => None,
+        };
+        let refused = Kind::LoginFailed {
+            method: Method::Password,
+            reason: LoginRefusal::Throttled,
+        };
+        let event = Event::new(refused, user_id, Actor::ANONYMOUS);
+        let written = append_in(&txn, source, at, &[event]).await?;
+        txn.commit().await?;
+        written.log();
+        Ok(true)
     }
 
     /// The attempt counted for `key` proved right: it was no failure.

@@ -9,10 +9,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::Store;
-use super::ledger::end_sessions;
+use super::events::append_in;
 use super::mfa::void_challenges_in;
-use super::sessions::{NewSession, insert_session, live_sessions_of};
+use super::sessions::{NewSession, end_each, ended_by_user, insert_session, live_sessions_of};
 use crate::domain::{Email, Username};
+use crate::events::{Actor, EndReason, Event, Kind, Source};
 
 pub struct NewUser {
     pub id: Uuid,
@@ -54,7 +55,9 @@ impl Store {
         new: NewUser,
         first_session: NewSession,
         verification: Option<super::QueuedMail>,
+        source: &Source,
     ) -> Result<user::Model, CreateUserError> {
+        let (sid, at) = (first_session.id, first_session.now);
         let user = user::ActiveModel {
             id: Set(new.id),
             username_key: Set(new.username.key()),
@@ -89,7 +92,10 @@ impl Store {
         {
             super::mail::queue_in(&txn, mail, now).await?;
         }
+        let signed_up = Event::by_user(Kind::SignedUp {}, user.id).in_session(Some(sid));
+        let written = append_in(&txn, source, at, &[signed_up]).await?;
         txn.commit().await?;
+        written.log();
         Ok(user)
     }
 
@@ -101,18 +107,10 @@ impl Store {
         err(level = "debug")
     )]
     pub async fn find_for_login(&self, identifier: &str) -> Result<Option<user::Model>, DbErr> {
-        let identifier = identifier.trim();
-        // No stored name or email holds a NUL (signup refuses control
-        // characters), and PostgreSQL refuses one in a text parameter.
-        if identifier.contains('\0') {
-            return Ok(None);
+        match super::login_lookup(identifier) {
+            Some(query) => self.unique(query).await,
+            None => Ok(None),
         }
-        let filter = if identifier.contains('@') {
-            user::Column::Email.eq(identifier.to_lowercase())
-        } else {
-            user::Column::UsernameKey.eq(identifier.to_ascii_lowercase())
-        };
-        self.unique(user::Entity::find().filter(filter)).await
     }
 
     /// The stored password hash of `user_id`, for a field that checks the password.
@@ -150,8 +148,10 @@ impl Store {
         verified: &str,
         hash: String,
         keep: Uuid,
-        now: i64,
+        source: &Source,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<u64>, DbErr> {
+        let now = at.timestamp();
         let txn = self.db.begin().await?;
         let updated = user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash))
@@ -167,11 +167,28 @@ impl Store {
             .filter(session::Column::Id.ne(keep))
             .all(&txn)
             .await?;
-        end_sessions(&txn, others.iter().map(|s| (s.id, s.expires_at)), now).await?;
+        let ended = end_each(
+            &txn,
+            others.iter().map(|s| (s.id, s.expires_at)).collect(),
+            now,
+            ended_by_user(user_id, EndReason::PasswordChanged),
+        )
+        .await?;
         Store::void_reset_tokens(&txn, user_id).await?;
         void_challenges_in(&txn, user_id, now).await?;
+        let changed = Event::by_user(
+            Kind::PasswordChanged {
+                sessions_ended: ended.len() as u64,
+            },
+            user_id,
+        )
+        .in_session(Some(keep));
+        let mut events = vec![changed];
+        events.extend(ended);
+        let written = append_in(&txn, source, at, &events).await?;
         txn.commit().await?;
-        Ok(Some(others.len() as u64))
+        written.log();
+        Ok(Some(events.len() as u64 - 1))
     }
 
     /// Users in a stable order (by id: UUIDv7, so oldest first), after `after`.
@@ -218,23 +235,32 @@ impl Store {
         &self,
         user_id: Uuid,
         role: user::Role,
+        (source, by, sid): (&Source, Actor, Option<Uuid>),
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<user::Model, SetRoleError> {
         let txn = self.db.begin().await?;
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
+        let postgres = txn.get_database_backend() == DatabaseBackend::Postgres;
+        if postgres {
             user::Entity::find()
                 .filter(user::Column::Role.eq(user::Role::Admin))
                 .lock_exclusive()
                 .all(&txn)
                 .await?;
         }
+        // Only a change is written (and recorded): with two roles, a row
+        // that changed had the other one.
         let updated = user::Entity::update_many()
             .col_expr(user::Column::Role, Expr::value(role))
             .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::Role.ne(role))
             .exec(&txn)
             .await?;
+        let user = super::unique(&txn, user::Entity::find_by_id(user_id))
+            .await?
+            .ok_or(SetRoleError::UnknownUser)?;
         if updated.rows_affected == 0 {
             txn.rollback().await?;
-            return Err(SetRoleError::UnknownUser);
+            return Ok(user);
         }
         let admins = user::Entity::find()
             .filter(user::Column::Role.eq(user::Role::Admin))
@@ -244,10 +270,25 @@ impl Store {
             txn.rollback().await?;
             return Err(SetRoleError::LastAdmin);
         }
-        let user = super::unique(&txn, user::Entity::find_by_id(user_id))
-            .await?
-            .ok_or(SetRoleError::UnknownUser)?;
+        let from = match role {
+            user::Role::Admin => user::Role::User,
+            user::Role::User => user::Role::Admin,
+        };
+        let changed = Kind::RoleChanged {
+            from: role_name(from),
+            to: role_name(role),
+        };
+        let event = Event::new(changed, Some(user_id), by).in_session(sid);
+        let written = append_in(&txn, source, at, &[event]).await?;
         txn.commit().await?;
+        written.log();
         Ok(user)
+    }
+}
+
+fn role_name(role: user::Role) -> &'static str {
+    match role {
+        user::Role::User => "USER",
+        user::Role::Admin => "ADMIN",
     }
 }

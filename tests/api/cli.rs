@@ -121,6 +121,12 @@ fn bad_settings_end_the_start_with_one_clear_line() {
         &run(dir.path(), &[], &[("REAUTH_WINDOW", "3601")]),
         "REAUTH_WINDOW",
     );
+    for days in ["0", "3651", "a year"] {
+        assert_refused(
+            &run(dir.path(), &[], &[("SECURITY_EVENTS_RETENTION_DAYS", days)]),
+            "SECURITY_EVENTS_RETENTION_DAYS",
+        );
+    }
     assert_refused(
         &run(dir.path(), &[], &[("AUTH_RATE_LIMIT_PER_MINUTE", "many")]),
         "AUTH_RATE_LIMIT_PER_MINUTE",

@@ -8,6 +8,7 @@ mod admin;
 mod api_keys;
 mod browser;
 mod cli;
+mod events;
 mod fuzz;
 mod hardening;
 mod http;

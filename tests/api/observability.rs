@@ -192,7 +192,7 @@ async fn no_token_password_or_hash_ever_reaches_the_log(#[case] backend: Backend
                 "\"name\":\"db.ledger.user_unless_revoked\"",
                 "\"name\":\"db.ledger.rotate\"",
                 "\"name\":\"db.user.change_password\"",
-                "\"name\":\"db.ledger.end_session\"",
+                "\"name\":\"db.session.end\"",
             ] {
                 assert!(log.contains(span), "the JSON log shows {span}");
             }

@@ -24,10 +24,10 @@ use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use pool::PoolLedger;
-pub(crate) use pool::end_sessions;
 use sqlite::InPlaceLedger;
 
 use super::TokenRef;
+use crate::events::{Actor, EndReason, Event, Kind, Source};
 
 /// What became of a refresh token presented for rotation.
 #[derive(Debug)]
@@ -49,6 +49,19 @@ pub enum Rotation {
 }
 
 /// How a rotation treats a token that is live but not to be rotated yet.
+/// A reused refresh token's `session.ended`: a failure, by nobody known.
+/// Both backends write it in the transaction that ends the session.
+fn reuse(old: &TokenRef) -> Event {
+    Event::new(
+        Kind::SessionEnded {
+            reason: EndReason::RefreshReused,
+        },
+        Some(old.user),
+        Actor::ANONYMOUS,
+    )
+    .in_session(Some(old.sid))
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RotationRules {
     /// Seconds after its rotation a token is `Superseded` rather than reused.
@@ -144,24 +157,16 @@ impl TokenLedger {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
+        source: &Source,
     ) -> Result<Rotation, DbErr> {
         match self {
-            Self::Pool(pool) => pool.rotate(old, now, new_expires_at, rules).await,
-            Self::InPlace(in_place) => in_place.rotate(old, now, new_expires_at, rules).await,
+            Self::Pool(pool) => pool.rotate(old, now, new_expires_at, rules, source).await,
+            Self::InPlace(in_place) => {
+                in_place
+                    .rotate(old, now, new_expires_at, rules, source)
+                    .await
+            }
         }
-    }
-
-    /// Ends session `sid` at `now`: every token carrying it is refused from
-    /// now on. Ending an ended session is a no-op. `token_exp` is the expiry
-    /// of the token that asked: a floor, since the row lives as long as the
-    /// session row does (see [`Self::prune`]), so nothing needs reading first.
-    pub(crate) async fn end_session(
-        &self,
-        sid: Uuid,
-        token_exp: i64,
-        now: i64,
-    ) -> Result<(), DbErr> {
-        self.pool().end_session(sid, token_exp, now).await
     }
 
     /// Deletes revocations and sessions whose every token expired before

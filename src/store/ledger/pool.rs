@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::{api_key, revocation, session, user};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
     QueryFilter, QuerySelect, Set, SqlErr, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
-use super::{KeyHolder, Rotation, RotationRules};
+use super::{KeyHolder, Rotation, RotationRules, reuse};
+use crate::events::Source;
 use crate::store::TokenRef;
+use crate::store::append_in;
 
 #[derive(Clone)]
 pub(crate) struct PoolLedger {
@@ -100,9 +102,10 @@ impl PoolLedger {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
+        source: &Source,
     ) -> Result<Rotation, DbErr> {
         let Some(user) = self.user_unless_revoked(old.user, old.sid, old.jti).await? else {
-            return self.why_not(old, now, rules.grace).await;
+            return self.why_not(old, now, rules.grace, source).await;
         };
         if rules.refuses(&user) {
             return Ok(Rotation::Unverified);
@@ -121,7 +124,7 @@ impl PoolLedger {
             return match err.sql_err() {
                 // A concurrent rotation of this token committed first.
                 Some(SqlErr::UniqueConstraintViolation(_)) => {
-                    self.why_not(old, now, rules.grace).await
+                    self.why_not(old, now, rules.grace, source).await
                 }
                 _ => Err(err),
             };
@@ -154,6 +157,7 @@ impl PoolLedger {
         old: &TokenRef,
         now: DateTime<Utc>,
         grace: i64,
+        source: &Source,
     ) -> Result<Rotation, DbErr> {
         let rows: Vec<(Uuid, i64)> = revocation::Entity::find()
             .select_only()
@@ -164,28 +168,31 @@ impl PoolLedger {
             .all(&self.db)
             .await?;
         let revoked_at = |id: Uuid| rows.iter().find(|row| row.0 == id).map(|row| row.1);
-        let now = now.timestamp();
         if revoked_at(old.sid).is_some() {
             return Ok(Rotation::Revoked);
         }
         match revoked_at(old.jti) {
-            Some(rotated) if grace > 0 && now - rotated < grace => Ok(Rotation::Superseded),
+            Some(rotated) if grace > 0 && now.timestamp() - rotated < grace => {
+                Ok(Rotation::Superseded)
+            }
             Some(_) => {
-                self.end_session(old.sid, old.exp, now).await?;
+                // The session ends with its `session.ended`, in one
+                // transaction (the in-place path's `reuse_event` too).
+                let txn = self.db.begin().await?;
+                let ended = crate::store::sessions::end_each(
+                    &txn,
+                    vec![(old.sid, old.exp)],
+                    now.timestamp(),
+                    |_| reuse(old),
+                )
+                .await?;
+                let written = append_in(&txn, source, now, &ended).await?;
+                txn.commit().await?;
+                written.log();
                 Ok(Rotation::Reused)
             }
             None => Ok(Rotation::UnknownUser),
         }
-    }
-
-    /// See [`super::TokenLedger::end_session`].
-    pub(crate) async fn end_session(
-        &self,
-        sid: Uuid,
-        token_exp: i64,
-        now: i64,
-    ) -> Result<(), DbErr> {
-        end_sessions(&self.db, [(sid, token_exp)], now).await
     }
 
     /// See [`super::TokenLedger::prune`].
@@ -209,37 +216,6 @@ impl PoolLedger {
             .await?;
         Ok(revocations.rows_affected + sessions.rows_affected)
     }
-}
-
-/// Ends sessions in one statement: a revocation row per `(sid, expiry)`,
-/// the expiry a floor (see [`super::TokenLedger::prune`]). Already-ended
-/// ones are skipped. On `db`, which may be a transaction.
-pub(crate) async fn end_sessions(
-    db: &impl ConnectionTrait,
-    sessions: impl IntoIterator<Item = (Uuid, i64)>,
-    now: i64,
-) -> Result<(), DbErr> {
-    let rows: Vec<_> = sessions
-        .into_iter()
-        .map(|(sid, expires_at)| revocation::ActiveModel {
-            id: Set(sid),
-            kind: Set(revocation::Kind::Session),
-            revoked_at: Set(now),
-            expires_at: Set(expires_at),
-        })
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    revocation::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::column(revocation::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await
-        .map(|_| ())
 }
 
 /// The guard's query: the user's profile unless a revocation row names the

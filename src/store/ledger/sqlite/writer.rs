@@ -14,8 +14,9 @@ use uuid::Uuid;
 use super::{
     InPlaceLedger, REVOCATIONS_OF, USER_UNLESS_REVOKED, busy, failed, is_busy, profile_from_row,
 };
-use crate::store::TokenRef;
-use crate::store::ledger::{Rotation, RotationRules};
+use crate::events::{Recorded, Source};
+use crate::store::ledger::{Rotation, RotationRules, reuse};
+use crate::store::{EventRow, SQLITE_EVENT_INSERT, TokenRef};
 
 /// Rotations in place between two checkpoints. A rotation alone writes six
 /// or seven pages (fewer in a shared commit), so the WAL holds at most
@@ -44,6 +45,27 @@ struct Job {
     now: DateTime<Utc>,
     new_expires_at: i64,
     rules: RotationRules,
+    /// Where the request came from: a reuse's `session.ended` says so.
+    source: Source,
+}
+
+/// What one rotation in a write transaction did: its outcome, whether it
+/// wrote, and the event it wrote (a reuse's `session.ended`), to log once
+/// the transaction committed.
+struct Step {
+    rotation: Rotation,
+    wrote: bool,
+    event: Option<Recorded>,
+}
+
+impl Step {
+    fn read(rotation: Rotation) -> Self {
+        Self {
+            rotation,
+            wrote: false,
+            event: None,
+        }
+    }
 }
 
 /// Rotations waiting for the next commit, each with where its outcome goes,
@@ -94,18 +116,22 @@ impl InPlaceLedger {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
+        source: &Source,
     ) -> Result<Rotation, DbErr> {
         let job = Job {
             old: *old,
             now,
             new_expires_at,
             rules,
+            source: source.clone(),
         };
         match self.rotate_together(job).await? {
             InPlace::Done(rotation) => Ok(rotation),
             InPlace::Busy => {
                 tracing::debug!("SQLite busy in place; rotating through the pool");
-                self.pool.rotate(old, now, new_expires_at, rules).await
+                self.pool
+                    .rotate(old, now, new_expires_at, rules, source)
+                    .await
             }
         }
     }
@@ -207,7 +233,7 @@ impl InPlaceLedger {
                 .map(|_| Err(failed("cannot set the writer's wait", &err)))
                 .collect();
         }
-        let results: Vec<rusqlite::Result<(Rotation, bool)>> = match rotate_in(&mut conn, jobs) {
+        let results: Vec<rusqlite::Result<Step>> = match rotate_in(&mut conn, jobs) {
             Ok(done) => done.into_iter().map(Ok).collect(),
             Err(err) if is_busy(&err) => jobs.iter().map(|_| Err(busy())).collect(),
             Err(err) if jobs.len() == 1 => vec![Err(err)],
@@ -232,9 +258,12 @@ impl InPlaceLedger {
         let outcomes = results
             .into_iter()
             .map(|result| match result {
-                Ok((rotation, writes)) => {
-                    wrote += u32::from(writes);
-                    Ok(InPlace::Done(rotation))
+                Ok(step) => {
+                    wrote += u32::from(step.wrote);
+                    if let Some(event) = step.event {
+                        event.log();
+                    }
+                    Ok(InPlace::Done(step.rotation))
                 }
                 Err(err) if is_busy(&err) => Ok(InPlace::Busy),
                 Err(err) => Err(failed("rotation in place", &err)),
@@ -333,7 +362,7 @@ impl InPlaceLedger {
 /// The rotations of `jobs`, in order, in one write transaction: an outcome
 /// each, and whether it wrote. BEGIN IMMEDIATE takes the write lock first,
 /// or answers busy at once; an error rolls every one of them back.
-fn rotate_in(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<(Rotation, bool)>> {
+fn rotate_in(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<Step>> {
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done = jobs
         .iter()
@@ -344,7 +373,7 @@ fn rotate_in(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<Vec<(Rotat
 }
 
 /// One rotation in a write transaction of its own.
-fn rotate_alone(conn: &mut Connection, job: &Job) -> rusqlite::Result<(Rotation, bool)> {
+fn rotate_alone(conn: &mut Connection, job: &Job) -> rusqlite::Result<Step> {
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done = rotate_steps(&txn, job)?;
     txn.commit()?;
@@ -357,13 +386,15 @@ fn rotate_alone(conn: &mut Connection, job: &Job) -> rusqlite::Result<(Rotation,
 /// the user unless the token or its session is revoked (else find out why:
 /// a used token ends its session); move the session on unless it ended;
 /// insert the token's `jti`. The session moves before the insert so that a
-/// session gone leaves nothing written.
-fn rotate_steps(txn: &Connection, job: &Job) -> rusqlite::Result<(Rotation, bool)> {
+/// session gone leaves nothing written. A reuse that ends its session writes
+/// its `session.ended` in the same transaction.
+fn rotate_steps(txn: &Connection, job: &Job) -> rusqlite::Result<Step> {
     let Job {
         old,
         now,
         new_expires_at,
         rules,
+        source,
     } = job;
     let user = txn
         .prepare_cached(USER_UNLESS_REVOKED)?
@@ -376,22 +407,31 @@ fn rotate_steps(txn: &Connection, job: &Job) -> rusqlite::Result<(Rotation, bool
             .collect::<rusqlite::Result<_>>()?;
         let revoked_at = |id: Uuid| revoked.iter().find(|row| row.0 == id).map(|row| row.1);
         if revoked_at(old.sid).is_some() {
-            return Ok((Rotation::Revoked, false));
+            return Ok(Step::read(Rotation::Revoked));
         }
         match revoked_at(old.jti) {
-            None => return Ok((Rotation::UnknownUser, false)),
+            None => return Ok(Step::read(Rotation::UnknownUser)),
             Some(rotated) if rules.grace > 0 && now.timestamp() - rotated < rules.grace => {
-                return Ok((Rotation::Superseded, false));
+                return Ok(Step::read(Rotation::Superseded));
             }
             Some(_) => {}
         }
         let kind = revocation::Kind::Session.to_value();
-        txn.prepare_cached(END_SESSION)?
-            .execute((old.sid, kind, now.timestamp(), old.exp))?;
-        return Ok((Rotation::Reused, true));
+        let ended =
+            txn.prepare_cached(END_SESSION)?
+                .execute((old.sid, kind, now.timestamp(), old.exp))?;
+        let event = match ended {
+            1 => Some(reuse_event(txn, old, *now, source)?),
+            _ => None,
+        };
+        return Ok(Step {
+            rotation: Rotation::Reused,
+            wrote: true,
+            event,
+        });
     };
     if rules.refuses(&user) {
-        return Ok((Rotation::Unverified, false));
+        return Ok(Step::read(Rotation::Unverified));
     }
     // The text sqlx writes for a `DateTime<Utc>`, so the column keeps one format.
     let used_at = now.to_rfc3339_opts(SecondsFormat::AutoSi, false);
@@ -399,10 +439,44 @@ fn rotate_steps(txn: &Connection, job: &Job) -> rusqlite::Result<(Rotation, bool
         .prepare_cached(MOVE_SESSION)?
         .execute((used_at, new_expires_at, old.sid))?;
     if moved == 0 {
-        return Ok((Rotation::Revoked, false));
+        return Ok(Step::read(Rotation::Revoked));
     }
     let kind = revocation::Kind::Token.to_value();
     txn.prepare_cached(MARK_USED)?
         .execute((old.jti, kind, now.timestamp(), old.exp))?;
-    Ok((Rotation::Rotated(user), true))
+    Ok(Step {
+        rotation: Rotation::Rotated(user),
+        wrote: true,
+        event: None,
+    })
+}
+
+/// The `session.ended` of a reuse, written in the rotation's transaction
+/// (the pool's path writes the same one: see `PoolLedger::why_not`).
+fn reuse_event(
+    txn: &Connection,
+    old: &TokenRef,
+    now: DateTime<Utc>,
+    source: &Source,
+) -> rusqlite::Result<Recorded> {
+    let event = reuse(old);
+    let row = EventRow::new(source, now, &event);
+    let position: i64 = txn.prepare_cached(SQLITE_EVENT_INSERT)?.query_row(
+        rusqlite::params![
+            row.id,
+            row.occurred_at,
+            row.kind,
+            row.failed,
+            row.user_id,
+            row.session_id,
+            row.actor_kind,
+            row.actor_id,
+            row.ip,
+            row.user_agent,
+            row.request_id,
+            row.detail,
+        ],
+        |found| found.get(0),
+    )?;
+    Ok(row.recorded(position, &event))
 }

@@ -19,7 +19,7 @@ async fn a_revocation_by_the_pool_counts_on_the_next_read_in_place() {
             .unwrap()
             .is_some()
     );
-    pooled.end_session(sid, 0, 0).await.unwrap();
+    end(&pooled, sid, 0, 0).await;
     assert!(
         in_place
             .user_unless_revoked(alice.id, sid, jti)
@@ -71,7 +71,13 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     };
     assert!(
         in_place
-            .start_session(alice.id, &alice.password_hash, new)
+            .start_session(
+                alice.id,
+                &alice.password_hash,
+                new,
+                crate::events::Method::Password,
+                &NO_SOURCE
+            )
             .await
             .unwrap()
     );
@@ -80,14 +86,14 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     let exp = now.timestamp() + 3_600;
     assert!(matches!(
         in_place
-            .rotate(&here, now, exp, RotationRules::default())
+            .rotate(&here, now, exp, RotationRules::default(), &NO_SOURCE)
             .await
             .unwrap(),
         Rotation::Rotated(_)
     ));
     assert!(matches!(
         pooled
-            .rotate(&there, now, exp, RotationRules::default())
+            .rotate(&there, now, exp, RotationRules::default(), &NO_SOURCE)
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -110,14 +116,14 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     // Reuse ends the session with the same row on either path.
     assert!(matches!(
         in_place
-            .rotate(&here, now, exp, RotationRules::default())
+            .rotate(&here, now, exp, RotationRules::default(), &NO_SOURCE)
             .await
             .unwrap(),
         Rotation::Reused
     ));
     assert!(matches!(
         pooled
-            .rotate(&there, now, exp, RotationRules::default())
+            .rotate(&there, now, exp, RotationRules::default(), &NO_SOURCE)
             .await
             .unwrap(),
         Rotation::Reused
@@ -146,7 +152,7 @@ async fn a_rotation_meeting_another_writer_waits_for_it_in_place() {
         let store = store.clone();
         async move {
             store
-                .rotate(&old, Utc::now(), 0, RotationRules::default())
+                .rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)
                 .await
         }
     });
@@ -179,6 +185,7 @@ async fn rotations_in_place_keep_the_wal_from_growing() {
                 Utc::now(),
                 0,
                 RotationRules::default(),
+                &NO_SOURCE,
             )
             .await
             .unwrap();
@@ -225,7 +232,7 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
         let old = token(alice.id, sid);
         async move {
             store
-                .rotate(&old, Utc::now(), 0, RotationRules::default())
+                .rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)
                 .await
         }
     });
@@ -269,7 +276,7 @@ async fn concurrent_rotations_in_place_share_one_commit() {
     let outcomes = futures::future::join_all(
         tokens
             .iter()
-            .map(|old| store.rotate(old, Utc::now(), 0, RotationRules::default())),
+            .map(|old| store.rotate(old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)),
     )
     .await;
     for outcome in outcomes {
@@ -293,12 +300,14 @@ async fn a_gathering_rotation_dropped_still_answers_the_rest() {
     let (bob, bob_sid) = user(store, "bob").await;
     let first = token(alice.id, alice_sid);
     let second = token(bob.id, bob_sid);
-    let mut gathering = Box::pin(store.rotate(&first, Utc::now(), 0, RotationRules::default()));
+    let mut gathering =
+        Box::pin(store.rotate(&first, Utc::now(), 0, RotationRules::default(), &NO_SOURCE));
     assert!(
         futures::poll!(gathering.as_mut()).is_pending(),
         "it gathers"
     );
-    let mut queued = Box::pin(store.rotate(&second, Utc::now(), 0, RotationRules::default()));
+    let mut queued =
+        Box::pin(store.rotate(&second, Utc::now(), 0, RotationRules::default(), &NO_SOURCE));
     assert!(
         futures::poll!(queued.as_mut()).is_pending(),
         "it waits for the batch"

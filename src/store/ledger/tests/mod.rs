@@ -18,7 +18,28 @@ use uuid::Uuid;
 use super::sqlite::CHECKPOINT_EVERY;
 use super::{Rotation, RotationRules};
 use crate::domain::{Email, Username};
+use crate::events::{Actor, EndReason, Source};
 use crate::store::{NewSession, NewUser, Store, TokenRef};
+
+/// Where the suite's changes come from: nowhere in particular.
+const NO_SOURCE: Source = Source {
+    ip: None,
+    user_agent: None,
+    request_id: None,
+};
+
+fn at(seconds: i64) -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap()
+}
+
+/// Ends session `sid` at `now` (a logout), `exp` its token's expiry.
+async fn end(store: &Store, sid: Uuid, exp: i64, now: i64) {
+    let by = (&NO_SOURCE, Actor::SYSTEM);
+    store
+        .end_session(Uuid::nil(), sid, exp, EndReason::Logout, by, at(now))
+        .await
+        .unwrap();
+}
 
 mod in_place;
 
@@ -135,6 +156,7 @@ async fn user(store: &Store, name: &str) -> (user::Model, Uuid) {
                 expires_at: Utc::now().timestamp() + 60,
             },
             None,
+            &NO_SOURCE,
         )
         .await
         .unwrap();
@@ -197,7 +219,7 @@ on_every_backend! {
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
         let exp = now.timestamp() + 3_600;
-        let Rotation::Rotated(profile) = store.rotate(&old, now, exp,RotationRules::default()).await.unwrap() else {
+        let Rotation::Rotated(profile) = store.rotate(&old, now, exp,RotationRules::default(), &NO_SOURCE).await.unwrap() else {
             panic!("rotated");
         };
         assert_eq!(profile, user::Profile::from(alice.clone()));
@@ -214,13 +236,98 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now();
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&newer, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), newer.jti).await.unwrap(), "nothing written");
         assert!(store.user_unless_revoked(alice.id, sid, newer.jti).await.unwrap().is_none());
+    }
+}
+
+/// The security events of `kind` in the log, oldest first.
+async fn events_of(store: &Store, kind: &str) -> Vec<entity::security_event::Model> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    entity::security_event::Entity::find()
+        .filter(entity::security_event::Column::Kind.eq(kind))
+        .order_by_asc(entity::security_event::Column::Position)
+        .all(store.connection())
+        .await
+        .unwrap()
+}
+
+on_every_backend! {
+    /// A reuse's `session.ended` is written with the session's end, in the
+    /// ledger's transaction: one, however many times the token comes back,
+    /// and none for a rotation.
+    async fn a_reuse_records_one_session_ended_and_a_rotation_none(store) {
+        let (alice, sid) = user(store, "alice").await;
+        let old = token(alice.id, sid);
+        let now = Utc::now();
+        let from = Source {
+            ip: Some("203.0.113.9".parse().unwrap()),
+            user_agent: Some("thief/1.0".into()),
+            request_id: Some("req-1".into()),
+        };
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &from).await.unwrap(), Rotation::Rotated(_)));
+        assert!(events_of(store, "session.ended").await.is_empty(), "a rotation writes no event");
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &from).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &from).await.unwrap(), Rotation::Revoked));
+        let ended = events_of(store, "session.ended").await;
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        let event = &ended[0];
+        assert_eq!((event.user_id, event.session_id), (Some(alice.id), Some(sid)));
+        assert!(event.failed);
+        assert_eq!(event.actor_kind, "ANONYMOUS");
+        assert_eq!(event.detail, r#"{"reason":"refresh_reused"}"#);
+        assert_eq!(event.ip.as_deref(), Some("203.0.113.9"));
+        assert_eq!(event.user_agent.as_deref(), Some("thief/1.0"));
+        assert_eq!(event.request_id.as_deref(), Some("req-1"));
+    }
+}
+
+on_every_backend! {
+    /// Reuses racing (the in-place path gathers them into one commit) end
+    /// the session once, with one `session.ended`.
+    async fn concurrent_reuses_record_one_session_ended(store) {
+        let (alice, sid) = user(store, "alice").await;
+        let old = token(alice.id, sid);
+        assert!(matches!(store.rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        let reuses: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE).await.unwrap() })
+            })
+            .collect();
+        for reuse in reuses {
+            assert!(matches!(reuse.await.unwrap(), Rotation::Reused | Rotation::Revoked));
+        }
+        assert_eq!(events_of(store, "session.ended").await.len(), 1);
+    }
+}
+
+on_every_backend! {
+    /// An event appended in a transaction that then fails leaves nothing,
+    /// and its position is not lost to the next one (no gap).
+    async fn a_rolled_back_change_leaves_no_event(store) {
+        use crate::events::{Event, Kind};
+        let db = store.connection();
+        let (alice, _) = user(store, "alice").await;
+        let first = events_of(store, "user.signed_up").await;
+        let txn = db.begin().await.unwrap();
+        let event = Event::by_user(Kind::EmailVerified {}, alice.id);
+        let written = crate::store::append_in(&txn, &NO_SOURCE, Utc::now(), std::slice::from_ref(&event)).await.unwrap();
+        // A forced failure after the insert: the change goes, and its event with it.
+        let failed = txn.execute_unprepared("SELECT * FROM no_such_table").await;
+        assert!(failed.is_err());
+        txn.rollback().await.unwrap();
+        drop(written);
+        assert!(events_of(store, "email.verified").await.is_empty());
+        store.record(&NO_SOURCE, Utc::now(), &[event]).await.unwrap();
+        let after = events_of(store, "email.verified").await;
+        assert_eq!(after.len(), 1);
+        assert!(after[0].position > first[0].position);
     }
 }
 
@@ -234,11 +341,11 @@ on_every_backend! {
         let now = Utc::now().trunc_subsecs(3);
         let rules = RotationRules { grace: 0, verified_only: true };
         let before = session_row(store, sid).await.unwrap();
-        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules).await.unwrap(), Rotation::Unverified));
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &NO_SOURCE).await.unwrap(), Rotation::Unverified));
         assert_eq!(revocations(store).await, 0, "nothing written");
         assert_eq!(session_row(store, sid).await.unwrap(), before, "the session did not move");
-        store.verify_email(alice.id).await.unwrap();
-        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules).await.unwrap(), Rotation::Rotated(_)));
+        store.verify_email(alice.id, &NO_SOURCE, Utc::now()).await.unwrap();
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
     }
 }
 
@@ -250,9 +357,9 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
-        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
         let earlier = now - chrono::Duration::seconds(1);
-        assert!(matches!(store.rotate(&old, earlier, 0, RotationRules::default()).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, earlier, 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
     }
 }
@@ -264,14 +371,14 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
-        assert!(matches!(store.rotate(&old, now, 0,grace(10)).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
         let soon = now + chrono::Duration::seconds(9);
-        assert!(matches!(store.rotate(&old, soon, 0,grace(10)).await.unwrap(), Rotation::Superseded));
+        assert!(matches!(store.rotate(&old, soon, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Superseded));
         assert!(!store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session goes on");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, soon, 0,grace(10)).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&newer, soon, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
         let later = soon + chrono::Duration::seconds(10);
-        assert!(matches!(store.rotate(&newer, later, 0,grace(10)).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&newer, later, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
     }
 }
@@ -285,7 +392,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,grace(10)).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,grace(10), &NO_SOURCE).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -306,15 +413,15 @@ on_every_backend! {
     async fn an_ended_session_is_revoked(store) {
         let (alice, sid) = user(store, "alice").await;
         let now = Utc::now();
-        store.end_session(sid, 0, now.timestamp()).await.unwrap();
+        end(store, sid, 0, now.timestamp()).await;
         let old = token(alice.id, sid);
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
         assert_eq!(revocations(store).await, 1, "nothing written");
 
         let (bob, gone) = user(store, "bob").await;
         session::Entity::delete_by_id(gone).exec(store.connection()).await.unwrap();
         let old = token(bob.id, gone);
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default()).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap(), "rolled back");
     }
 }
@@ -324,7 +431,7 @@ on_every_backend! {
     async fn an_unknown_user_is_told_apart(store) {
         let old = token(Uuid::new_v4(), Uuid::new_v4());
         assert!(matches!(
-            store.rotate(&old, Utc::now(), 0,RotationRules::default()).await.unwrap(),
+            store.rotate(&old, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap(),
             Rotation::UnknownUser
         ));
         assert_eq!(revocations(store).await, 0);
@@ -341,7 +448,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,RotationRules::default()).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -364,10 +471,10 @@ on_every_backend! {
     async fn reads_tell_live_from_revoked(store) {
         let (alice, sid) = user(store, "alice").await;
         let (bob, bob_sid) = user(store, "bob").await;
-        store.set_role(bob.id, user::Role::Admin).await.unwrap();
+        store.set_role(bob.id, user::Role::Admin, (&NO_SOURCE, Actor::SYSTEM, None), Utc::now()).await.unwrap();
         let used = token(alice.id, sid);
-        assert!(matches!(store.rotate(&used, Utc::now(), 0,RotationRules::default()).await.unwrap(), Rotation::Rotated(_)));
-        store.end_session(bob_sid, 0, 0).await.unwrap();
+        assert!(matches!(store.rotate(&used, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        end(store, bob_sid, 0, 0).await;
         let live = Uuid::new_v4();
         let cases = [
             (alice.id, sid, live, true),
@@ -401,8 +508,8 @@ on_every_backend! {
     async fn the_prune_never_revives_a_session(store) {
         let (_, sid) = user(store, "alice").await;
         let expired = token(Uuid::new_v4(), Uuid::new_v4());
-        store.end_session(expired.sid, 1_000, 0).await.unwrap();
-        store.end_session(sid, 5_000, 0).await.unwrap();
+        end(store, expired.sid, 1_000, 0).await;
+        end(store, sid, 5_000, 0).await;
         // A refresh that committed while the session ended moved it on.
         let mut row = session_row(store, sid).await.unwrap().into_active_model();
         row.expires_at = Set(9_000);
@@ -437,7 +544,7 @@ on_every_backend! {
     async fn a_key_is_read_with_its_holder(store) {
         let (alice, _) = user(store, "alice").await;
         let key = api_key(alice.id, &"a".repeat(64));
-        assert!(store.create_api_key(key.clone(), Utc::now().timestamp(), 20).await.unwrap());
+        assert!(store.create_api_key(key.clone(), 20, (&NO_SOURCE, None)).await.unwrap());
         let found = store.key_holder(&key.key_hash).await.unwrap().expect("the key");
         assert_eq!(found.user, user::Profile::from(alice.clone()));
         assert_eq!((found.key_id, found.expires_at), (key.id, key.expires_at));
@@ -448,8 +555,8 @@ on_every_backend! {
         assert!(store.touch_api_key(key.id, now).await.unwrap());
         assert!(!store.touch_api_key(key.id, now + 59).await.unwrap(), "within the minute");
         assert!(store.touch_api_key(key.id, now + 60).await.unwrap());
-        assert!(store.revoke_api_key(alice.id, key.id, now).await.unwrap());
-        assert!(!store.revoke_api_key(alice.id, key.id, now).await.unwrap(), "once");
+        assert!(store.revoke_api_key(alice.id, key.id, (&NO_SOURCE, Actor::user(alice.id), None), at(now)).await.unwrap());
+        assert!(!store.revoke_api_key(alice.id, key.id, (&NO_SOURCE, Actor::user(alice.id), None), at(now)).await.unwrap(), "once");
         let found = store.key_holder(&key.key_hash).await.unwrap().expect("still read");
         assert_eq!((found.revoked_at, found.last_used_at), (Some(now), Some(now + 60)));
     }
@@ -462,7 +569,7 @@ on_every_backend! {
         let creations: Vec<_> = (0..8)
             .map(|i| {
                 let (store, key) = (store.clone(), api_key(alice.id, &format!("{i:064}")));
-                tokio::spawn(async move { store.create_api_key(key, Utc::now().timestamp(), 5).await })
+                tokio::spawn(async move { store.create_api_key(key, 5, (&NO_SOURCE, None)).await })
             })
             .collect();
         let mut created = 0;
