@@ -90,6 +90,7 @@ start_server() {
   env -i PATH="$PATH" DATABASE_URL="$DATABASE_URL" BIND_ADDR=127.0.0.1:0 \
     JWT_ALGORITHM="${ALG:-HS256}" JWT_SIGNING_KEY_FILE="$WORK/signing-${ALG:-none}.pem" \
     JWT_SECRET=bench-secret-bench-secret-bench-secret AUTH_RATE_LIMIT_PER_MINUTE=0 RUST_LOG=warn,authgraph=info \
+    LOGIN_FAILURES_PER_HOUR="${THROTTLE:-100}" \
     taskset -c "$SERVER_CPU" "$BIN" serve 2>>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do
@@ -162,6 +163,65 @@ seeds() { for _ in $(seq "$(($1 + 8))"); do gql "$LOGIN_BODY" | field '["data"][
 run refreshToken "$CONNS" refresh.lua SEEDS="$WORK/seeds"
 
 run login 8 graphql.lua BODY="$LOGIN_BODY"
+
+# login with a wrong password (each one a login.failed event), the
+# per-account throttle off so every attempt is checked.
+WRONG_BODY='{"query":"mutation { login(input: {username: \"bench\", password: \"not the password\"}) { accessToken } }"}'
+if wanted login_wrong; then
+  stop_server
+  THROTTLE=0 start_server
+  run login_wrong 8 graphql.lua BODY="$WRONG_BODY" EXPECT=INVALID_CREDENTIALS
+  stop_server
+  start_server
+fi
+
+# On PostgreSQL, two servers on the one database (both on the server's
+# core), each with its own wrk (half the connections): the events' counter
+# row is shared by the fleet. req/s is the sum, p99 the worse of the two.
+if [ -n "$PG_ADMIN" ] && { wanted login_2servers || wanted login_wrong_2servers || wanted refreshToken_2servers; }; then
+  stop_server
+  THROTTLE=0 start_server
+  URL_ONE=$URL PID_ONE=$SERVER_PID
+  THROTTLE=0 start_server
+  URL_TWO=$URL PID_TWO=$SERVER_PID
+  # run2 NAME CONNS SCRIPT [env...]: both wrks at once, after a warm-up.
+  run2() {
+    local name=$1 conns=$2 script=$3; shift 3
+    wanted "$name" || return 0
+    local half=$((conns / 2)) pass
+    for pass in warm measure; do
+      if [ "$script" = refresh.lua ]; then
+        URL=$URL_ONE seeds "$half"; mv "$WORK/seeds" "$WORK/seeds.one"
+        URL=$URL_ONE seeds "$half"; mv "$WORK/seeds" "$WORK/seeds.two"
+      fi
+      local time=$WARMUP latency=""
+      [ "$pass" = measure ] && time=$DURATION latency=--latency
+      env "$@" SEEDS="$WORK/seeds.one" taskset -c "$LOAD_CPU" wrk -t1 -c"$half" -d"${time}s" $latency -s "bench/wrk/$script" "$URL_ONE" >"$WORK/$name.one.wrk" &
+      local first=$!
+      env "$@" SEEDS="$WORK/seeds.two" taskset -c "$LOAD_CPU" wrk -t1 -c"$half" -d"${time}s" $latency -s "bench/wrk/$script" "$URL_TWO" >"$WORK/$name.two.wrk"
+      wait "$first"
+    done
+    SERVER_PID=$PID_ONE record "$name.one" "$WORK/$name.one.wrk"
+    SERVER_PID=$PID_TWO record "$name.two" "$WORK/$name.two.wrk"
+    python3 - "$RESULTS" "$name" <<'PY'
+import sys
+path, name = sys.argv[1], sys.argv[2]
+rows = [l.rstrip("\n").split("\t") for l in open(path)]
+keep = [r for r in rows if r[0] not in (f"{name}.one", f"{name}.two")]
+pair = [r for r in rows if r[0] in (f"{name}.one", f"{name}.two")]
+merged = [name, f"{sum(float(r[1]) for r in pair):.0f}", f"{max(float(r[2]) for r in pair):.2f}",
+          f"{max(float(r[3]) for r in pair):.2f}", str(sum(int(r[4]) for r in pair)), f"{max(float(r[5]) for r in pair):.1f}"]
+open(path, "w").write("".join("\t".join(r) + "\n" for r in keep + [merged]))
+PY
+  }
+  run2 login_2servers 8 graphql.lua BODY="$LOGIN_BODY"
+  run2 login_wrong_2servers 8 graphql.lua BODY="$WRONG_BODY" EXPECT=INVALID_CREDENTIALS
+  run2 refreshToken_2servers "$CONNS" refresh.lua
+  kill "$PID_ONE" 2>/dev/null; wait "$PID_ONE" 2>/dev/null || true
+  SERVER_PID=$PID_TWO
+  stop_server
+  start_server
+fi
 
 # me while a login flood saturates hashing.
 if wanted me_during_login_flood; then

@@ -18,6 +18,7 @@ use authgraph::auth::api_key::NewKey;
 use authgraph::auth::bearer::{Credentials, authenticate};
 use authgraph::auth::jwt::{Subject, TokenType, Tokens};
 use authgraph::auth::password::Hasher;
+use authgraph::events::Source;
 use authgraph::ratelimit::RateLimiter;
 use authgraph::secret::Secret;
 use authgraph::state::AppState;
@@ -159,6 +160,7 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String, String) {
                 expires_at: claims.exp,
             },
             None,
+            &Source::default(),
         )
         .await
         .unwrap();
@@ -177,8 +179,8 @@ async fn state(dir: &std::path::Path) -> (Arc<AppState>, String, String) {
                 expires_at: now.timestamp() + 86_400,
                 revoked_at: None,
             },
-            now.timestamp(),
             20,
+            (&Source::default(), None),
         )
         .await
         .unwrap();
@@ -201,14 +203,20 @@ fn database(c: &mut Criterion) {
     });
     group.bench_function("guard", |b| {
         b.to_async(&rt).iter(|| async {
-            authenticate(&state.tokens, &state.store, &credentials, now())
-                .await
-                .unwrap()
+            authenticate(
+                &state.tokens,
+                &state.store,
+                &credentials,
+                now(),
+                &Source::default(),
+            )
+            .await
+            .unwrap()
         })
     });
     group.bench_function("guard_api_key", |b| {
         b.to_async(&rt).iter(|| async {
-            authenticate(&state.tokens, &state.store, &key, now())
+            authenticate(&state.tokens, &state.store, &key, now(), &Source::default())
                 .await
                 .unwrap()
         })
@@ -220,9 +228,15 @@ fn database(c: &mut Criterion) {
         });
         group.bench_function("guard_pool", |b| {
             b.to_async(&rt).iter(|| async {
-                authenticate(&pooled.tokens, &pooled.store, &credentials, now())
-                    .await
-                    .unwrap()
+                authenticate(
+                    &pooled.tokens,
+                    &pooled.store,
+                    &credentials,
+                    now(),
+                    &Source::default(),
+                )
+                .await
+                .unwrap()
             })
         });
     }
