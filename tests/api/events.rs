@@ -851,28 +851,54 @@ async fn readers_on_either_server_miss_nothing_while_a_transaction_is_held_open(
     assert_eq!(from_one, from_two);
 
     // A writer of its own takes a position the way the servers do, and
-    // holds its transaction open.
+    // holds its transaction open. Its event occurred now: an older one
+    // would be any server's to prune the moment it commits.
     let db = one.db().await;
     let held = db.begin().await.unwrap();
     let held_id = uuid::Uuid::now_v7();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
     held.execute_unprepared(&format!(
         "WITH p AS (UPDATE security_event_positions SET last = last + 1 WHERE id = 1 RETURNING last) \
          INSERT INTO security_events (position, id, occurred_at, kind, failed, actor_kind, detail) \
-         SELECT p.last, '{held_id}', 0, 'email.verified', false, 'SYSTEM', '{{}}' FROM p"
+         SELECT p.last, '{held_id}', {now}, 'email.verified', false, 'SYSTEM', '{{}}' FROM p"
     ))
     .await
     .unwrap();
-    // Writers on both servers meanwhile.
+    // Writers on both servers meanwhile, each queued behind the held one
+    // for its position (seen in pg_stat_activity) before anyone reads.
     let writers: Vec<_> = (0..6)
         .map(|n| {
             let server = if n % 2 == 0 { one.clone() } else { two.clone() };
             tokio::spawn(async move { server.signup_as(format!("late{n}")).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut queued = 0;
+    for _ in 0..600 {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                 AND query LIKE '%security_event_positions%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        queued = row.try_get::<i64>("", "n").unwrap();
+        if queued == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued, 6, "six signups waiting for a position");
     // Nothing after the held event is visible while it is open.
-    assert!(follow(&one, &root.access, &mut from_one).await.is_empty());
-    assert!(follow(&two, &root.access, &mut from_two).await.is_empty());
+    let early_one = follow(&one, &root.access, &mut from_one).await;
+    assert!(early_one.is_empty(), "seen on one: {early_one:?}");
+    let early_two = follow(&two, &root.access, &mut from_two).await;
+    assert!(early_two.is_empty(), "seen on two: {early_two:?}");
     held.commit().await.unwrap();
     for writer in writers {
         writer.await.unwrap();
@@ -897,7 +923,7 @@ async fn readers_on_either_server_miss_nothing_while_a_transaction_is_held_open(
         .all(&db)
         .await
         .unwrap();
-    assert_eq!(all.len(), from_one.len());
+    assert_eq!(all.len(), from_one.len(), "every event of the table seen");
     assert_eq!(
         from_one.iter().collect::<HashSet<_>>().len(),
         from_one.len(),
