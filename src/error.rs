@@ -14,6 +14,59 @@ use crate::auth::AuthFailure;
 use crate::auth::bearer::AuthError;
 use crate::domain::InvalidInput;
 
+/// Every `errors[].extensions.code` authgraph answers: the README's Errors
+/// table lists each (a test holds it to that). Use these, never a literal.
+pub mod code {
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const INVALID_CREDENTIALS: &str = "INVALID_CREDENTIALS";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const EMAIL_NOT_VERIFIED: &str = "EMAIL_NOT_VERIFIED";
+    pub const MFA_REQUIRED: &str = "MFA_REQUIRED";
+    pub const FEATURE_DISABLED: &str = "FEATURE_DISABLED";
+    pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+}
+
+/// The `reason` of [`AppError::ReauthenticationRequired`].
+pub const REAUTHENTICATION_REQUIRED: &str = "reauthentication_required";
+
+/// The codes, in the README's order.
+pub const CODES: &[&str] = &[
+    code::BAD_USER_INPUT,
+    code::CONFLICT,
+    code::INVALID_CREDENTIALS,
+    code::UNAUTHENTICATED,
+    code::FORBIDDEN,
+    code::EMAIL_NOT_VERIFIED,
+    code::MFA_REQUIRED,
+    code::FEATURE_DISABLED,
+    code::TOO_MANY_REQUESTS,
+    code::INTERNAL_SERVER_ERROR,
+    code::GRAPHQL_PARSE_FAILED,
+    code::GRAPHQL_VALIDATION_FAILED,
+    code::BAD_REQUEST,
+    code::PERSISTED_QUERY_NOT_FOUND,
+];
+
+/// Every `extensions.reason`: an authentication failure's
+/// (`AuthFailure::as_str`), a fresh proof's, a new password's.
+pub const REASONS: &[&str] = &[
+    "missing",
+    "invalid",
+    "expired",
+    "revoked",
+    "rotated",
+    REAUTHENTICATION_REQUIRED,
+    "common",
+    "contains_identity",
+];
+
 #[derive(Debug)]
 pub enum AppError {
     BadUserInput(InvalidInput),
@@ -60,21 +113,21 @@ impl AppError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadUserInput(_) => "BAD_USER_INPUT",
-            Self::Conflict { .. } => "CONFLICT",
+            Self::BadUserInput(_) => code::BAD_USER_INPUT,
+            Self::Conflict { .. } => code::CONFLICT,
             Self::InvalidCredentials
             | Self::WrongPassword
             | Self::InvalidCode
-            | Self::CodeRequired => "INVALID_CREDENTIALS",
-            Self::Unauthenticated(_) | Self::KeyRefused(_) => "UNAUTHENTICATED",
+            | Self::CodeRequired => code::INVALID_CREDENTIALS,
+            Self::Unauthenticated(_) | Self::KeyRefused(_) => code::UNAUTHENTICATED,
             Self::Forbidden | Self::ForbiddenWith(_) | Self::ReauthenticationRequired => {
-                "FORBIDDEN"
+                code::FORBIDDEN
             }
-            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            Self::MfaRequired { .. } => "MFA_REQUIRED",
-            Self::FeatureDisabled(_) => "FEATURE_DISABLED",
-            Self::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
-            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::EmailNotVerified => code::EMAIL_NOT_VERIFIED,
+            Self::MfaRequired { .. } => code::MFA_REQUIRED,
+            Self::FeatureDisabled(_) => code::FEATURE_DISABLED,
+            Self::TooManyRequests { .. } => code::TOO_MANY_REQUESTS,
+            Self::Internal(_) => code::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -169,7 +222,7 @@ impl From<AppError> for async_graphql::Error {
                 "This needs a fresh proof: give your password again (and a code with MFA on), \
                  or sign in again",
             )
-            .extend_with(|_, e| e.set("reason", "reauthentication_required")),
+            .extend_with(|_, e| e.set("reason", REAUTHENTICATION_REQUIRED)),
             AppError::MfaRequired { mfa_token } => async_graphql::Error::new(
                 "A second factor is needed: call verifyMfa with this mfaToken and a code",
             )
@@ -222,6 +275,48 @@ mod tests {
         assert_eq!(v["extensions"]["reason"], "reauthentication_required");
         let v = extensions(AppError::Conflict { field: "username" });
         assert_eq!(v["extensions"]["field"], "username");
+    }
+
+    #[test]
+    fn every_code_and_reason_answered_is_listed() {
+        let variants = [
+            AppError::BadUserInput(InvalidInput::new("x", "y")),
+            AppError::Conflict { field: "x" },
+            AppError::InvalidCredentials,
+            AppError::WrongPassword,
+            AppError::InvalidCode,
+            AppError::CodeRequired,
+            AppError::Unauthenticated(AuthFailure::Missing),
+            AppError::KeyRefused(AuthFailure::Revoked),
+            AppError::Forbidden,
+            AppError::ForbiddenWith("x"),
+            AppError::ReauthenticationRequired,
+            AppError::MfaRequired {
+                mfa_token: "t".into(),
+            },
+            AppError::EmailNotVerified,
+            AppError::FeatureDisabled("x"),
+            AppError::TooManyRequests { retry_after: 1 },
+            AppError::internal(std::io::Error::other("x")),
+        ];
+        for err in variants {
+            let code = err.code();
+            assert!(CODES.contains(&code), "{code}");
+            let v = extensions(err);
+            if let Some(reason) = v["extensions"]["reason"].as_str() {
+                assert!(REASONS.contains(&reason), "{reason}");
+            }
+        }
+        for failure in [
+            AuthFailure::Missing,
+            AuthFailure::MissingRefresh,
+            AuthFailure::Invalid,
+            AuthFailure::Expired,
+            AuthFailure::Revoked,
+            AuthFailure::Rotated,
+        ] {
+            assert!(REASONS.contains(&failure.as_str()), "{failure:?}");
+        }
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl Actor {
 pub struct Source {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    pub request_id: Option<std::sync::Arc<str>>,
 }
 
 /// An event to write: its kind, the account concerned, the session, who acted.

@@ -123,7 +123,7 @@ impl AdminMutation {
             true => Actor::user(id),
             false => Actor::admin(requester.user.id),
         };
-        let here = (&ctx.meta().source, by, requester.sid());
+        let here = (&*ctx.meta().source, by, requester.sid());
         let at = ctx.state().clock.now();
         match ctx.state().store.set_role(id, role.into(), here, at).await {
             Ok(user) => {

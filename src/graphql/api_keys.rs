@@ -137,7 +137,7 @@ impl ApiKeyMutation {
             expires_at: now.timestamp() + i64::from(expires_in_days) * 86_400,
             revoked_at: None,
         };
-        let here = (&ctx.meta().source, requester.sid());
+        let here = (&*ctx.meta().source, requester.sid());
         if !state
             .store
             .create_api_key(model.clone(), MAX_LIVE_KEYS, here)
@@ -166,7 +166,7 @@ impl ApiKeyMutation {
             return Err(AppError::ForbiddenWith(NOT_WITH_API_KEY));
         }
         let state = ctx.state();
-        let by = (&ctx.meta().source, ctx.actor(&requester), requester.sid());
+        let by = (&*ctx.meta().source, ctx.actor(&requester), requester.sid());
         if !state
             .store
             .revoke_api_key(requester.user.id, key_id, by, state.clock.now())

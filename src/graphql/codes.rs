@@ -1,6 +1,7 @@
 //! Error codes for failures before execution, as Apollo Server names them, so
 //! clients can tell a bad document from a failed operation.
 
+use crate::error::code;
 use async_graphql::{Response, ServerError};
 
 fn has_code(err: &ServerError) -> bool {
@@ -31,9 +32,9 @@ pub(super) fn with_code(mut err: ServerError, code: &'static str) -> ServerError
 pub(super) fn label_the_rest(mut response: Response) -> Response {
     for err in response.errors.iter_mut().filter(|err| !has_code(err)) {
         let code = if err.path.is_empty() {
-            "BAD_REQUEST"
+            code::BAD_REQUEST
         } else {
-            "GRAPHQL_VALIDATION_FAILED"
+            code::GRAPHQL_VALIDATION_FAILED
         };
         err.extensions
             .get_or_insert_with(Default::default)

@@ -23,8 +23,9 @@ type Outcome = Result<Arc<Requester>, AuthFailure>;
 /// Per-operation data the HTTP handler puts into the GraphQL context.
 pub struct RequestMeta {
     pub credentials: Credentials,
-    /// The client IP, user agent and request id: where events say it came from.
-    pub source: Source,
+    /// The client IP, user agent and request id: where events say it came
+    /// from. Made once per HTTP request, shared by its operations.
+    pub source: Arc<Source>,
     /// The refresh cookie's token, in cookie mode: `refreshToken` and
     /// `logout` take it when their argument is null. It authenticates
     /// nothing else, and a request an API key authenticates has none: a
@@ -35,7 +36,11 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn new(credentials: Credentials, source: Source, refresh_cookie: Option<String>) -> Self {
+    pub fn new(
+        credentials: Credentials,
+        source: Arc<Source>,
+        refresh_cookie: Option<String>,
+    ) -> Self {
         let refresh_cookie = match credentials {
             Credentials::ApiKey(_) => None,
             _ => refresh_cookie,

@@ -15,6 +15,7 @@ use super::paging::{self, PageInfo};
 use super::scalars::DateTime;
 use crate::domain::InvalidInput;
 use crate::error::AppError;
+use crate::error::code;
 use crate::events::{Actor as EventActor, Event, KINDS, Kind};
 use crate::state::AppState;
 use crate::store::EventFilter;
@@ -304,7 +305,7 @@ pub(super) async fn record_denials(ctx: &ExtensionContext<'_>, response: &async_
         err.extensions
             .as_ref()
             .and_then(|ext| ext.get("code"))
-            .is_some_and(|code| *code == async_graphql::Value::from("FORBIDDEN"))
+            .is_some_and(|code| *code == async_graphql::Value::from(code::FORBIDDEN))
     });
     let operations: Vec<String> = forbidden
         .map(|err| match err.path.first() {

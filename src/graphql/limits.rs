@@ -21,6 +21,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Positioned, ServerError, ServerResult};
 
 use super::MAX_COMPLEXITY;
+use crate::error::code;
 
 /// Deepest bracket nesting (`{`, `[`, `(` of any mix) a document may have.
 /// A document within `MAX_DEPTH` needs at most 17 levels of selections,
@@ -47,7 +48,7 @@ pub(super) fn check_document(document: &ExecutableDocument) -> ServerResult<()> 
             format!(
                 "An operation selects more than {MAX_COMPLEXITY} fields (aliases, __typename and fragment spreads count)"
             ),
-            "GRAPHQL_VALIDATION_FAILED",
+            code::GRAPHQL_VALIDATION_FAILED,
         ));
     }
     Ok(())

@@ -201,7 +201,7 @@ impl MfaMutation {
         }
         proof_and_code(ctx, &requester, password, &code).await?;
         let (codes, macs) = new_codes(ctx)?;
-        let here = (&ctx.meta().source, requester.sid());
+        let here = (&*ctx.meta().source, requester.sid());
         ctx.state()
             .store
             .replace_recovery_codes(user.id, &macs, here, ctx.state().clock.now())

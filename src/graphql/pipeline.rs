@@ -29,6 +29,7 @@ use tracing::Instrument;
 use super::parse_cache::Documents;
 use super::variable_positions::Positions;
 use super::{codes, events, limits, timing};
+use crate::error::code;
 
 pub struct Pipeline {
     documents: Arc<Documents>,
@@ -145,7 +146,7 @@ impl Extension for OneRequest {
         };
         let document = parsed
             .await
-            .map_err(|err| codes::with_code(err, "GRAPHQL_PARSE_FAILED"))?;
+            .map_err(|err| codes::with_code(err, code::GRAPHQL_PARSE_FAILED))?;
         let misplaced = self.positions.misplaced(&document);
         *self.misplaced() = misplaced.clone();
         if self.documents.put(query, &document, misplaced) {
@@ -170,7 +171,7 @@ impl Extension for OneRequest {
         if let Some(misplaced) = self.misplaced().take() {
             return Err(vec![codes::with_code(
                 misplaced,
-                "GRAPHQL_VALIDATION_FAILED",
+                code::GRAPHQL_VALIDATION_FAILED,
             )]);
         }
         match next.run(ctx).await {
@@ -182,7 +183,7 @@ impl Extension for OneRequest {
             }
             Err(errors) => Err(errors
                 .into_iter()
-                .map(|err| codes::with_code(err, "GRAPHQL_VALIDATION_FAILED"))
+                .map(|err| codes::with_code(err, code::GRAPHQL_VALIDATION_FAILED))
                 .collect()),
         }
     }

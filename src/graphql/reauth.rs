@@ -141,7 +141,7 @@ pub(super) async fn code_again(
     };
     let attempt = ctx.throttle(username).await?;
     let state = ctx.state();
-    let here = (&ctx.meta().source, requester.sid());
+    let here = (&*ctx.meta().source, requester.sid());
     if !state
         .store
         .use_proof(user_id, &proof, here, state.clock.now())

@@ -181,7 +181,7 @@ impl SessionMutation {
         if !store.owns_live_session(requester.user.id, sid, now).await? {
             return Err(AppError::Forbidden);
         }
-        let by = (&ctx.meta().source, ctx.actor(&requester));
+        let by = (&*ctx.meta().source, ctx.actor(&requester));
         store
             .end_session(
                 requester.user.id,

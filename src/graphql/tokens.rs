@@ -153,7 +153,7 @@ impl TokenMutation {
                 return Err(reason.into());
             }
         };
-        let by = (&ctx.meta().source, Actor::user(claims.sub));
+        let by = (&*ctx.meta().source, Actor::user(claims.sub));
         state
             .store
             .end_session(

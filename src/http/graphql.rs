@@ -20,6 +20,7 @@ use serde_json::json;
 use super::persisted::{self, PersistedQueries, Resolved};
 use super::{Browsers, RequestId, TrustedProxies};
 use crate::auth::bearer::Credentials;
+use crate::error::code;
 use crate::events::Source;
 use crate::graphql::{AuthSchema, MAX_BATCH, MAX_NESTING, RequestMeta, nesting_exceeds};
 
@@ -93,18 +94,12 @@ fn meta(req: &Request, proxies: &TrustedProxies, browsers: &Browsers) -> impl Fn
             .to_owned()
     });
     let refresh_cookie = browsers.refresh_cookie(req);
-    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
-    move || {
-        RequestMeta::new(
-            credentials.clone(),
-            Source {
-                ip: client_ip,
-                user_agent: user_agent.clone(),
-                request_id: request_id.clone(),
-            },
-            refresh_cookie.clone(),
-        )
-    }
+    let source = std::sync::Arc::new(Source {
+        ip: client_ip,
+        user_agent,
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    });
+    move || RequestMeta::new(credentials.clone(), source.clone(), refresh_cookie.clone())
 }
 
 /// Runs a single request or a batch, each entry resolving its own
@@ -190,7 +185,7 @@ fn respond(response: BatchResponse, media: Media) -> Response {
         }
         Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_SERVER_ERROR",
+            code::INTERNAL_SERVER_ERROR,
             "Internal server error",
         ),
     }
@@ -211,8 +206,10 @@ pub async fn post(
     if browsers.is_forged(req) {
         return refuse(
             StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "This request carries the refresh cookie but comes from a page of another site: refused",
+            code::FORBIDDEN,
+            "This request carries the refresh cookie from a page whose origin authgraph does not \
+             accept: set PUBLIC_URL to the origin users open authgraph at, or list the app's \
+             origin in CORS_ALLOWED_ORIGINS (the origins accepted are logged at start)",
         );
     }
     let is_json = req
@@ -222,7 +219,7 @@ pub async fn post(
     if !is_json {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_REQUEST",
+            code::BAD_REQUEST,
             "Send the request as 'Content-Type: application/json'",
         );
     }
@@ -231,14 +228,14 @@ pub async fn post(
         Err(ReadBodyError::PayloadTooLarge) => {
             return refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "BAD_REQUEST",
+                code::BAD_REQUEST,
                 "The request body is larger than 64 KiB",
             );
         }
         Err(_) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                code::BAD_REQUEST,
                 "The request body could not be read",
             );
         }
@@ -248,7 +245,7 @@ pub async fn post(
         Err(_) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                code::BAD_REQUEST,
                 "The body is not a GraphQL request: expected JSON {\"query\", \"variables\", \"operationName\"} or an array of them",
             );
         }
@@ -259,7 +256,7 @@ pub async fn post(
     {
         return refuse(
             StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
+            code::BAD_REQUEST,
             "Every operation needs a non-empty \"query\" (or a persisted query's hash)",
         );
     }
@@ -267,7 +264,7 @@ pub async fn post(
         BatchRequest::Batch(list) if list.is_empty() || list.len() > MAX_BATCH => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                code::BAD_REQUEST,
                 "A batch holds 1 to 10 operations",
             );
         }
@@ -309,12 +306,12 @@ pub async fn get(
         Err(_) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
+                code::BAD_REQUEST,
                 "The query string is not a GraphQL request: ?query=&variables=&operationName=",
             );
         }
     };
-    let bad = |message| refuse(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    let bad = |message| refuse(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message);
     let Ok(variables) = params
         .variables
         .as_deref()
@@ -345,7 +342,7 @@ pub async fn get(
     {
         let mut refused = refuse(
             StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
+            code::BAD_REQUEST,
             "Only queries run over GET: send mutations with POST",
         );
         refused

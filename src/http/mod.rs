@@ -72,7 +72,7 @@ pub fn metrics(state: Data<&Arc<AppState>>) -> Response {
 
 /// The request's id (see [`request_span`]), for what it records.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub std::sync::Arc<str>);
 
 /// Runs each request inside a `request` span carrying its id, so every log
 /// line of the request names it. The id is the client's `X-Request-Id` when
@@ -89,7 +89,7 @@ pub async fn request_span<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Re
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let span = tracing::info_span!("request", id = %id);
-    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(RequestId(id.as_str().into()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     async move {

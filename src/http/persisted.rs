@@ -16,6 +16,7 @@ use async_graphql::Value;
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 
+use crate::error::code;
 use crate::graphql::request_error;
 
 /// Documents kept.
@@ -126,7 +127,7 @@ fn requested_hash(request: &async_graphql::Request) -> Option<Option<[u8; 32]>> 
 pub(super) fn not_found() -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![request_error(
         NOT_FOUND,
-        "PERSISTED_QUERY_NOT_FOUND",
+        code::PERSISTED_QUERY_NOT_FOUND,
     )])
 }
 

@@ -88,7 +88,7 @@ impl Row {
             actor_id: event.actor.id,
             ip: source.ip.map(|ip| ip.to_canonical().to_string()),
             user_agent,
-            request_id: source.request_id.clone(),
+            request_id: source.request_id.as_deref().map(str::to_owned),
             detail,
         }
     }

@@ -136,7 +136,7 @@ impl Store {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
-        source: &crate::events::Source,
+        source: &std::sync::Arc<crate::events::Source>,
     ) -> Result<Rotation, DbErr> {
         self.ledger
             .rotate(old, now, new_expires_at, rules, source)

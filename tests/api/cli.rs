@@ -439,3 +439,26 @@ fn help_and_the_readme_name_the_same_settings() {
         "settings in --help vs the README's table"
     );
 }
+
+#[test]
+fn the_readme_errors_table_names_every_code_and_reason() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("### Errors")
+        .nth(1)
+        .and_then(|rest| rest.split("\nInput rules").next())
+        .expect("the README's Errors section");
+    for code in authgraph::error::CODES {
+        assert!(
+            table.contains(&format!("`{code}`")),
+            "the Errors table lacks {code}"
+        );
+    }
+    for reason in authgraph::error::REASONS {
+        assert!(
+            table.contains(&format!("`{reason}`")),
+            "the Errors table lacks reason {reason}"
+        );
+    }
+}

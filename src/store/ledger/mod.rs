@@ -157,7 +157,7 @@ impl TokenLedger {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
-        source: &Source,
+        source: &Arc<Source>,
     ) -> Result<Rotation, DbErr> {
         match self {
             Self::Pool(pool) => pool.rotate(old, now, new_expires_at, rules, source).await,

@@ -46,7 +46,7 @@ struct Job {
     new_expires_at: i64,
     rules: RotationRules,
     /// Where the request came from: a reuse's `session.ended` says so.
-    source: Source,
+    source: Arc<Source>,
 }
 
 /// What one rotation in a write transaction did: its outcome, whether it
@@ -116,7 +116,7 @@ impl InPlaceLedger {
         now: DateTime<Utc>,
         new_expires_at: i64,
         rules: RotationRules,
-        source: &Source,
+        source: &Arc<Source>,
     ) -> Result<Rotation, DbErr> {
         let job = Job {
             old: *old,

@@ -76,7 +76,7 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
                 &alice.password_hash,
                 new,
                 crate::events::Method::Password,
-                &NO_SOURCE
+                &QUIET
             )
             .await
             .unwrap()
@@ -86,14 +86,14 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     let exp = now.timestamp() + 3_600;
     assert!(matches!(
         in_place
-            .rotate(&here, now, exp, RotationRules::default(), &NO_SOURCE)
+            .rotate(&here, now, exp, RotationRules::default(), &QUIET)
             .await
             .unwrap(),
         Rotation::Rotated(_)
     ));
     assert!(matches!(
         pooled
-            .rotate(&there, now, exp, RotationRules::default(), &NO_SOURCE)
+            .rotate(&there, now, exp, RotationRules::default(), &QUIET)
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -116,14 +116,14 @@ async fn a_rotation_in_place_writes_what_the_pool_writes() {
     // Reuse ends the session with the same row on either path.
     assert!(matches!(
         in_place
-            .rotate(&here, now, exp, RotationRules::default(), &NO_SOURCE)
+            .rotate(&here, now, exp, RotationRules::default(), &QUIET)
             .await
             .unwrap(),
         Rotation::Reused
     ));
     assert!(matches!(
         pooled
-            .rotate(&there, now, exp, RotationRules::default(), &NO_SOURCE)
+            .rotate(&there, now, exp, RotationRules::default(), &QUIET)
             .await
             .unwrap(),
         Rotation::Reused
@@ -152,7 +152,7 @@ async fn a_rotation_meeting_another_writer_waits_for_it_in_place() {
         let store = store.clone();
         async move {
             store
-                .rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)
+                .rotate(&old, Utc::now(), 0, RotationRules::default(), &QUIET)
                 .await
         }
     });
@@ -185,7 +185,7 @@ async fn rotations_in_place_keep_the_wal_from_growing() {
                 Utc::now(),
                 0,
                 RotationRules::default(),
-                &NO_SOURCE,
+                &QUIET,
             )
             .await
             .unwrap();
@@ -232,7 +232,7 @@ async fn a_rotation_meeting_a_checkpoint_waits_for_it_then_runs_in_place() {
         let old = token(alice.id, sid);
         async move {
             store
-                .rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)
+                .rotate(&old, Utc::now(), 0, RotationRules::default(), &QUIET)
                 .await
         }
     });
@@ -276,7 +276,7 @@ async fn concurrent_rotations_in_place_share_one_commit() {
     let outcomes = futures::future::join_all(
         tokens
             .iter()
-            .map(|old| store.rotate(old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE)),
+            .map(|old| store.rotate(old, Utc::now(), 0, RotationRules::default(), &QUIET)),
     )
     .await;
     for outcome in outcomes {
@@ -301,13 +301,13 @@ async fn a_gathering_rotation_dropped_still_answers_the_rest() {
     let first = token(alice.id, alice_sid);
     let second = token(bob.id, bob_sid);
     let mut gathering =
-        Box::pin(store.rotate(&first, Utc::now(), 0, RotationRules::default(), &NO_SOURCE));
+        Box::pin(store.rotate(&first, Utc::now(), 0, RotationRules::default(), &QUIET));
     assert!(
         futures::poll!(gathering.as_mut()).is_pending(),
         "it gathers"
     );
     let mut queued =
-        Box::pin(store.rotate(&second, Utc::now(), 0, RotationRules::default(), &NO_SOURCE));
+        Box::pin(store.rotate(&second, Utc::now(), 0, RotationRules::default(), &QUIET));
     assert!(
         futures::poll!(queued.as_mut()).is_pending(),
         "it waits for the batch"

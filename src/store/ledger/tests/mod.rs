@@ -28,6 +28,10 @@ const NO_SOURCE: Source = Source {
     request_id: None,
 };
 
+/// [`NO_SOURCE`] as a rotation takes it.
+static QUIET: std::sync::LazyLock<std::sync::Arc<Source>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(NO_SOURCE));
+
 fn at(seconds: i64) -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp(seconds, 0).unwrap()
 }
@@ -219,7 +223,7 @@ on_every_backend! {
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
         let exp = now.timestamp() + 3_600;
-        let Rotation::Rotated(profile) = store.rotate(&old, now, exp,RotationRules::default(), &NO_SOURCE).await.unwrap() else {
+        let Rotation::Rotated(profile) = store.rotate(&old, now, exp,RotationRules::default(), &QUIET).await.unwrap() else {
             panic!("rotated");
         };
         assert_eq!(profile, user::Profile::from(alice.clone()));
@@ -236,11 +240,11 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now();
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&newer, now, 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), newer.jti).await.unwrap(), "nothing written");
         assert!(store.user_unless_revoked(alice.id, sid, newer.jti).await.unwrap().is_none());
     }
@@ -265,11 +269,11 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now();
-        let from = Source {
+        let from = std::sync::Arc::new(Source {
             ip: Some("203.0.113.9".parse().unwrap()),
             user_agent: Some("thief/1.0".into()),
             request_id: Some("req-1".into()),
-        };
+        });
         assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &from).await.unwrap(), Rotation::Rotated(_)));
         assert!(events_of(store, "session.ended").await.is_empty(), "a rotation writes no event");
         assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &from).await.unwrap(), Rotation::Reused));
@@ -293,11 +297,11 @@ on_every_backend! {
     async fn concurrent_reuses_record_one_session_ended(store) {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
-        assert!(matches!(store.rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, Utc::now(), 0, RotationRules::default(), &QUIET).await.unwrap(), Rotation::Rotated(_)));
         let reuses: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, RotationRules::default(), &NO_SOURCE).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0, RotationRules::default(), &QUIET).await.unwrap() })
             })
             .collect();
         for reuse in reuses {
@@ -317,7 +321,7 @@ on_every_backend! {
         let first = events_of(store, "user.signed_up").await;
         let txn = db.begin().await.unwrap();
         let event = Event::by_user(Kind::EmailVerified {}, alice.id);
-        let written = crate::store::append_in(&txn, &NO_SOURCE, Utc::now(), std::slice::from_ref(&event)).await.unwrap();
+        let written = crate::store::append_in(&txn, &QUIET, Utc::now(), std::slice::from_ref(&event)).await.unwrap();
         // A forced failure after the insert: the change goes, and its event with it.
         let failed = txn.execute_unprepared("SELECT * FROM no_such_table").await;
         assert!(failed.is_err());
@@ -341,11 +345,11 @@ on_every_backend! {
         let now = Utc::now().trunc_subsecs(3);
         let rules = RotationRules { grace: 0, verified_only: true };
         let before = session_row(store, sid).await.unwrap();
-        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &NO_SOURCE).await.unwrap(), Rotation::Unverified));
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &QUIET).await.unwrap(), Rotation::Unverified));
         assert_eq!(revocations(store).await, 0, "nothing written");
         assert_eq!(session_row(store, sid).await.unwrap(), before, "the session did not move");
-        store.verify_email(alice.id, &NO_SOURCE, Utc::now()).await.unwrap();
-        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        store.verify_email(alice.id, &QUIET, Utc::now()).await.unwrap();
+        assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &QUIET).await.unwrap(), Rotation::Rotated(_)));
     }
 }
 
@@ -357,9 +361,9 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
-        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0, RotationRules::default(), &QUIET).await.unwrap(), Rotation::Rotated(_)));
         let earlier = now - chrono::Duration::seconds(1);
-        assert!(matches!(store.rotate(&old, earlier, 0, RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&old, earlier, 0, RotationRules::default(), &QUIET).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
     }
 }
@@ -371,14 +375,14 @@ on_every_backend! {
         let (alice, sid) = user(store, "alice").await;
         let old = token(alice.id, sid);
         let now = Utc::now().trunc_subsecs(3);
-        assert!(matches!(store.rotate(&old, now, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&old, now, 0,grace(10), &QUIET).await.unwrap(), Rotation::Rotated(_)));
         let soon = now + chrono::Duration::seconds(9);
-        assert!(matches!(store.rotate(&old, soon, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Superseded));
+        assert!(matches!(store.rotate(&old, soon, 0,grace(10), &QUIET).await.unwrap(), Rotation::Superseded));
         assert!(!store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session goes on");
         let newer = token(alice.id, sid);
-        assert!(matches!(store.rotate(&newer, soon, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&newer, soon, 0,grace(10), &QUIET).await.unwrap(), Rotation::Rotated(_)));
         let later = soon + chrono::Duration::seconds(10);
-        assert!(matches!(store.rotate(&newer, later, 0,grace(10), &NO_SOURCE).await.unwrap(), Rotation::Reused));
+        assert!(matches!(store.rotate(&newer, later, 0,grace(10), &QUIET).await.unwrap(), Rotation::Reused));
         assert!(store.is_revoked(sid, Uuid::new_v4()).await.unwrap(), "the session ended");
     }
 }
@@ -392,7 +396,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,grace(10), &NO_SOURCE).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,grace(10), &QUIET).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -415,13 +419,13 @@ on_every_backend! {
         let now = Utc::now();
         end(store, sid, 0, now.timestamp()).await;
         let old = token(alice.id, sid);
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Revoked));
         assert_eq!(revocations(store).await, 1, "nothing written");
 
         let (bob, gone) = user(store, "bob").await;
         session::Entity::delete_by_id(gone).exec(store.connection()).await.unwrap();
         let old = token(bob.id, gone);
-        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Revoked));
+        assert!(matches!(store.rotate(&old, now, 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Revoked));
         assert!(!store.is_revoked(Uuid::new_v4(), old.jti).await.unwrap(), "rolled back");
     }
 }
@@ -431,7 +435,7 @@ on_every_backend! {
     async fn an_unknown_user_is_told_apart(store) {
         let old = token(Uuid::new_v4(), Uuid::new_v4());
         assert!(matches!(
-            store.rotate(&old, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap(),
+            store.rotate(&old, Utc::now(), 0,RotationRules::default(), &QUIET).await.unwrap(),
             Rotation::UnknownUser
         ));
         assert_eq!(revocations(store).await, 0);
@@ -448,7 +452,7 @@ on_every_backend! {
         let rotations: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap() })
+                tokio::spawn(async move { store.rotate(&old, Utc::now(), 0,RotationRules::default(), &QUIET).await.unwrap() })
             })
             .collect();
         let mut rotated = 0;
@@ -473,7 +477,7 @@ on_every_backend! {
         let (bob, bob_sid) = user(store, "bob").await;
         store.set_role(bob.id, user::Role::Admin, (&NO_SOURCE, Actor::SYSTEM, None), Utc::now()).await.unwrap();
         let used = token(alice.id, sid);
-        assert!(matches!(store.rotate(&used, Utc::now(), 0,RotationRules::default(), &NO_SOURCE).await.unwrap(), Rotation::Rotated(_)));
+        assert!(matches!(store.rotate(&used, Utc::now(), 0,RotationRules::default(), &QUIET).await.unwrap(), Rotation::Rotated(_)));
         end(store, bob_sid, 0, 0).await;
         let live = Uuid::new_v4();
         let cases = [
