@@ -257,6 +257,18 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| ConfigError::new("BIND_ADDR", "no local address after binding"))?;
+    if settings.edge.refresh_token_cookie.is_on() {
+        let origins = http::cookie_origins(
+            settings.edge.public_url.origin().as_str(),
+            &settings.edge.cors_allowed_origins,
+            addr,
+        );
+        tracing::info!(
+            origins = %origins.join(", "),
+            "REFRESH_TOKEN_COOKIE=on: requests carrying the refresh cookie are accepted from these \
+             origins (PUBLIC_URL, CORS_ALLOWED_ORIGINS, and this server as reached on loopback)"
+        );
+    }
 
     let routes = Route::new()
         .at(

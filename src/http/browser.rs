@@ -144,14 +144,96 @@ impl BrowserPolicy {
 
     /// The CSRF rule: a request that carries the refresh cookie from a page
     /// that is neither this server's nor allowed (`Origin: null` included)
-    /// is refused whole. No `Origin` is no browser's cross-site request.
+    /// is refused whole. This server's pages are `PUBLIC_URL`'s origin and,
+    /// when it is reached on a loopback address, its own origin as reached
+    /// (`http://` and the `Host` the browser sent: GraphiQL on
+    /// `127.0.0.1:8000`, a dev proxy that keeps the app's `Host`). That is
+    /// never another site: the cookie is bound to the host it was set by,
+    /// so a page whose origin is that very host is this server's. No
+    /// `Origin` is no browser's cross-site request.
     pub fn is_forged(&self, req: &Request) -> bool {
         let Some(origin) = req.headers().get(header::ORIGIN) else {
             return false;
         };
-        let trusted = origin
-            .to_str()
-            .is_ok_and(|origin| origin == self.public.as_str() || self.allowed.contains(origin));
+        let trusted = origin.to_str().is_ok_and(|origin| {
+            origin == self.public.as_str()
+                || self.allowed.contains(origin)
+                || own_loopback_origin(req).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+        });
         !trusted && self.refresh_cookie(req).is_some()
+    }
+}
+
+/// `http://` and the request's `Host`, when that names a loopback address
+/// (`localhost`, `127.0.0.0/8`, `[::1]`, with or without a port).
+fn own_loopback_origin(req: &Request) -> Option<String> {
+    let host = req.header(header::HOST)?.trim();
+    is_loopback_host(host).then(|| format!("http://{host}"))
+}
+
+/// Is `authority` (a `Host` header: a host and maybe a port) a loopback host?
+pub fn is_loopback_host(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The origins cookie mode accepts a refresh cookie from, for a server bound
+/// to `addr`: `PUBLIC_URL`'s, the allowed ones, and this server's own on
+/// loopback (when it listens there).
+pub fn cookie_origins(
+    public: &str,
+    allowed: &AllowedOrigins,
+    addr: std::net::SocketAddr,
+) -> Vec<String> {
+    let mut origins = vec![public.to_owned()];
+    origins.extend(allowed.iter().map(|origin| origin.as_str().to_owned()));
+    let port = addr.port();
+    let ip = addr.ip();
+    if ip.is_unspecified() || ip.is_loopback() {
+        for own in [
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+            format!("http://[::1]:{port}"),
+        ] {
+            if !origins.contains(&own) {
+                origins.push(own);
+            }
+        }
+    }
+    origins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in [
+            "localhost",
+            "LOCALHOST:8000",
+            "127.0.0.1:5173",
+            "127.3.2.1",
+            "[::1]:8000",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "localhost.example.com:80",
+            "10.0.0.1:8000",
+            "[::2]:1",
+            "",
+            "0.0.0.0:8000",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 }

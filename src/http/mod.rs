@@ -6,7 +6,7 @@ mod client_ip;
 pub mod graphql;
 mod persisted;
 
-pub use browser::{BrowserCors, Browsers};
+pub use browser::{BrowserCors, Browsers, cookie_origins};
 pub use client_ip::TrustedProxies;
 pub use persisted::PersistedQueries;
 

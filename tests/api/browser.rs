@@ -703,3 +703,65 @@ async fn an_api_key_caller_never_touches_the_refresh_cookie(#[case] backend: Bac
     let answer = refresh_from_cookie(&server, &cookie, Some(APP)).await;
     assert_eq!(reason(&answer.body), "revoked", "{}", answer.body);
 }
+
+#[tokio::test]
+async fn a_server_reached_on_loopback_takes_its_own_origin_and_logs_what_it_accepts() {
+    // No PUBLIC_URL (its default is http://localhost:8000) and no CORS list.
+    let Some(server) =
+        TestServer::start_process_with(Backend::Sqlite, &[("REFRESH_TOKEN_COOKIE", "on")]).await
+    else {
+        return;
+    };
+    let own = format!("http://{}", server.addr);
+    let answer = post(
+        &server,
+        &[("origin", own.as_str())],
+        SIGNUP_COOKIE,
+        json!({ "input": { "username": "ownpage", "email": "ownpage@example.com", "password": PASSWORD } }),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let cookie = answer.cookie_value();
+    let answer = refresh_from_cookie(&server, &cookie, Some(&own)).await;
+    assert_eq!(
+        answer.status, 200,
+        "its own origin, as reached: {}",
+        answer.body
+    );
+    let cookie = answer.cookie_value();
+    // Another port of the same host is another origin: refused, and told why.
+    let answer = refresh_from_cookie(&server, &cookie, Some("http://127.0.0.1:1")).await;
+    assert_eq!(answer.status, 403);
+    let message = answer.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("PUBLIC_URL") && message.contains("CORS_ALLOWED_ORIGINS"),
+        "{message}"
+    );
+    // A Host that is no loopback name is never taken as this server's own.
+    let answer = post(
+        &server,
+        &[
+            ("cookie", &with_cookie(&cookie)),
+            ("origin", "http://evil.example"),
+            ("host", "evil.example"),
+        ],
+        REFRESH_COOKIE,
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    // The start-up log names every origin cookie mode accepts.
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("requests carrying the refresh cookie are accepted"))
+        .unwrap_or_else(|| panic!("no line of accepted origins: {log}"));
+    for origin in [
+        "http://localhost:8000".to_owned(),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ] {
+        assert!(line.contains(&origin), "{origin}: {line}");
+    }
+}
