@@ -834,8 +834,11 @@ async fn readers_on_either_server_miss_nothing_while_a_transaction_is_held_open(
         return;
     };
     let database = Arc::new(database);
+    // One key for both, under an asymmetric JWT_ALGORITHM too.
+    let signing = crate::postgres::shared_signing_key_file();
     let shared = [
         ("JWT_SECRET", "a-secret-the-two-servers-share-0123456789"),
+        ("JWT_SIGNING_KEY_FILE", signing.as_str()),
         ("AUTH_RATE_LIMIT_PER_MINUTE", "0"),
     ];
     let one = Arc::new(TestServer::start_on(Some(database.clone()), &shared));

@@ -28,7 +28,7 @@ async fn two_servers() -> Option<(TestServer, TestServer)> {
 
 /// A path for a signing key several servers share (the first creates it),
 /// in a directory that lives as long as the tests.
-fn shared_signing_key_file() -> String {
+pub fn shared_signing_key_file() -> String {
     static DIR: std::sync::LazyLock<tempfile::TempDir> =
         std::sync::LazyLock::new(|| tempfile::tempdir().expect("temp dir"));
     DIR.path()
