@@ -257,14 +257,14 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| ConfigError::new("BIND_ADDR", "no local address after binding"))?;
+    let browsers = http::Browsers::new(
+        settings.edge.public_url.origin().clone(),
+        settings.edge.cors_allowed_origins.clone(),
+        settings.edge.refresh_token_cookie.is_on(),
+    );
     if settings.edge.refresh_token_cookie.is_on() {
-        let origins = http::cookie_origins(
-            settings.edge.public_url.origin().as_str(),
-            &settings.edge.cors_allowed_origins,
-            addr,
-        );
         tracing::info!(
-            origins = %origins.join(", "),
+            origins = %browsers.cookie_origins(addr).join(", "),
             "REFRESH_TOKEN_COOKIE=on: requests carrying the refresh cookie are accepted from these \
              origins (PUBLIC_URL, CORS_ALLOWED_ORIGINS, and this server as reached on loopback)"
         );
@@ -292,11 +292,7 @@ pub async fn build(settings: &Settings) -> Result<App, ConfigError> {
         .data(http::TrustedProxies::new(
             settings.edge.trusted_proxies.clone(),
         ))
-        .data(http::Browsers::new(
-            settings.edge.public_url.origin().clone(),
-            settings.edge.cors_allowed_origins.clone(),
-            settings.edge.refresh_token_cookie.is_on(),
-        ))
+        .data(browsers)
         .data(store)
         .data(state.clone())
         .with(CatchPanic::new())

@@ -12,7 +12,7 @@ use async_graphql::ErrorExtensions;
 
 use crate::auth::AuthFailure;
 use crate::auth::bearer::AuthError;
-use crate::domain::InvalidInput;
+use crate::domain::{COMMON_PASSWORD, CONTAINS_IDENTITY, InvalidInput};
 
 /// Every `errors[].extensions.code` authgraph answers: the README's Errors
 /// table lists each (a test holds it to that). Use these, never a literal.
@@ -57,14 +57,14 @@ pub const CODES: &[&str] = &[
 /// Every `extensions.reason`: an authentication failure's
 /// (`AuthFailure::as_str`), a fresh proof's, a new password's.
 pub const REASONS: &[&str] = &[
-    "missing",
-    "invalid",
-    "expired",
-    "revoked",
-    "rotated",
+    AuthFailure::Missing.as_str(),
+    AuthFailure::Invalid.as_str(),
+    AuthFailure::Expired.as_str(),
+    AuthFailure::Revoked.as_str(),
+    AuthFailure::Rotated.as_str(),
     REAUTHENTICATION_REQUIRED,
-    "common",
-    "contains_identity",
+    COMMON_PASSWORD,
+    CONTAINS_IDENTITY,
 ];
 
 #[derive(Debug)]

@@ -25,7 +25,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Missing | Self::MissingRefresh => "missing",
             Self::Invalid => "invalid",

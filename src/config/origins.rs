@@ -54,6 +54,12 @@ impl Origin {
         }
     }
 
+    /// An origin as a browser sends it in `Origin`, or as listed in
+    /// `CORS_ALLOWED_ORIGINS`: scheme, host and port only.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        parse_origin(value)
+    }
+
     pub fn is_https(&self) -> bool {
         self.scheme == "https"
     }

@@ -5,7 +5,7 @@ mod password;
 mod username;
 
 pub use email::{Email, local_part};
-pub use password::Password;
+pub use password::{COMMON_PASSWORD, CONTAINS_IDENTITY, Password};
 pub use username::Username;
 
 /// An input that breaks a rule. `field` names the input field, for

@@ -17,6 +17,11 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
+/// The `reason` of a new password that is one of the most common.
+pub const COMMON_PASSWORD: &str = "common";
+/// The `reason` of a new password that contains the username or email.
+pub const CONTAINS_IDENTITY: &str = "contains_identity";
+
 impl Password {
     pub const MIN: usize = 8;
     pub const MAX: usize = 128;
@@ -46,7 +51,7 @@ impl Password {
                 field,
                 "is one of the most common passwords: choose another",
             )
-            .because("common"));
+            .because(COMMON_PASSWORD));
         }
         let contains = identity
             .iter()
@@ -57,7 +62,7 @@ impl Password {
                 field,
                 "contains your username or email: choose another",
             )
-            .because("contains_identity"));
+            .because(CONTAINS_IDENTITY));
         }
         Ok(password)
     }

@@ -158,55 +158,43 @@ impl BrowserPolicy {
         let trusted = origin.to_str().is_ok_and(|origin| {
             origin == self.public.as_str()
                 || self.allowed.contains(origin)
-                || own_loopback_origin(req).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+                || req
+                    .header(header::HOST)
+                    .is_some_and(|host| is_own_loopback_origin(origin, host.trim()))
         });
         !trusted && self.refresh_cookie(req).is_some()
     }
-}
 
-/// `http://` and the request's `Host`, when that names a loopback address
-/// (`localhost`, `127.0.0.0/8`, `[::1]`, with or without a port).
-fn own_loopback_origin(req: &Request) -> Option<String> {
-    let host = req.header(header::HOST)?.trim();
-    is_loopback_host(host).then(|| format!("http://{host}"))
-}
-
-/// Is `authority` (a `Host` header: a host and maybe a port) a loopback host?
-pub fn is_loopback_host(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The origins cookie mode accepts a refresh cookie from, for a server bound
-/// to `addr`: `PUBLIC_URL`'s, the allowed ones, and this server's own on
-/// loopback (when it listens there).
-pub fn cookie_origins(
-    public: &str,
-    allowed: &AllowedOrigins,
-    addr: std::net::SocketAddr,
-) -> Vec<String> {
-    let mut origins = vec![public.to_owned()];
-    origins.extend(allowed.iter().map(|origin| origin.as_str().to_owned()));
-    let port = addr.port();
-    let ip = addr.ip();
-    if ip.is_unspecified() || ip.is_loopback() {
-        for own in [
-            format!("http://localhost:{port}"),
-            format!("http://127.0.0.1:{port}"),
-            format!("http://[::1]:{port}"),
-        ] {
-            if !origins.contains(&own) {
-                origins.push(own);
+    /// The origins cookie mode accepts a refresh cookie from, for a server
+    /// bound to `addr`: `PUBLIC_URL`'s, the allowed ones, and this server's
+    /// own on loopback (when it listens there), for the start-up log.
+    pub fn cookie_origins(&self, addr: std::net::SocketAddr) -> Vec<String> {
+        let mut origins = vec![self.public.as_str().to_owned()];
+        origins.extend(self.allowed.iter().map(|origin| origin.as_str().to_owned()));
+        let (ip, port) = (addr.ip(), addr.port());
+        if ip.is_unspecified() || ip.is_loopback() {
+            for own in [
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+                format!("http://[::1]:{port}"),
+            ] {
+                if !origins.contains(&own) {
+                    origins.push(own);
+                }
             }
         }
+        origins
     }
-    origins
+}
+
+/// Is `origin` this server as the browser reached it on loopback: `http://`
+/// and the request's `Host` (`authority`), a loopback host as
+/// [`Origin::is_loopback`] has it?
+fn is_own_loopback_origin(origin: &str, authority: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(authority))
+        && Origin::parse(origin).is_ok_and(|origin| origin.is_loopback())
 }
 
 #[cfg(test)]
@@ -215,6 +203,7 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_told_apart() {
+        let own = |host: &str| is_own_loopback_origin(&format!("http://{host}"), host);
         for host in [
             "localhost",
             "LOCALHOST:8000",
@@ -223,7 +212,7 @@ mod tests {
             "[::1]:8000",
             "[::1]",
         ] {
-            assert!(is_loopback_host(host), "{host}");
+            assert!(own(host), "{host}");
         }
         for host in [
             "example.com",
@@ -233,7 +222,16 @@ mod tests {
             "",
             "0.0.0.0:8000",
         ] {
-            assert!(!is_loopback_host(host), "{host}");
+            assert!(!own(host), "{host}");
         }
+        // The origin must be the very host the request reached.
+        assert!(!is_own_loopback_origin(
+            "http://localhost:3000",
+            "localhost:8000"
+        ));
+        assert!(!is_own_loopback_origin(
+            "https://localhost:8000",
+            "localhost:8000"
+        ));
     }
 }

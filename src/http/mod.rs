@@ -6,7 +6,7 @@ mod client_ip;
 pub mod graphql;
 mod persisted;
 
-pub use browser::{BrowserCors, Browsers, cookie_origins};
+pub use browser::{BrowserCors, Browsers};
 pub use client_ip::TrustedProxies;
 pub use persisted::PersistedQueries;
 
@@ -72,7 +72,7 @@ pub fn metrics(state: Data<&Arc<AppState>>) -> Response {
 
 /// The request's id (see [`request_span`]), for what it records.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub std::sync::Arc<str>);
+pub struct RequestId(pub Arc<str>);
 
 /// Runs each request inside a `request` span carrying its id, so every log
 /// line of the request names it. The id is the client's `X-Request-Id` when
@@ -87,9 +87,9 @@ pub async fn request_span<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Re
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .map_or_else(|| uuid::Uuid::new_v4().to_string().into(), Arc::<str>::from);
     let span = tracing::info_span!("request", id = %id);
-    req.extensions_mut().insert(RequestId(id.as_str().into()));
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     async move {

@@ -321,7 +321,7 @@ on_every_backend! {
         let first = events_of(store, "user.signed_up").await;
         let txn = db.begin().await.unwrap();
         let event = Event::by_user(Kind::EmailVerified {}, alice.id);
-        let written = crate::store::append_in(&txn, &QUIET, Utc::now(), std::slice::from_ref(&event)).await.unwrap();
+        let written = crate::store::append_in(&txn, &NO_SOURCE, Utc::now(), std::slice::from_ref(&event)).await.unwrap();
         // A forced failure after the insert: the change goes, and its event with it.
         let failed = txn.execute_unprepared("SELECT * FROM no_such_table").await;
         assert!(failed.is_err());
@@ -348,7 +348,7 @@ on_every_backend! {
         assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &QUIET).await.unwrap(), Rotation::Unverified));
         assert_eq!(revocations(store).await, 0, "nothing written");
         assert_eq!(session_row(store, sid).await.unwrap(), before, "the session did not move");
-        store.verify_email(alice.id, &QUIET, Utc::now()).await.unwrap();
+        store.verify_email(alice.id, &NO_SOURCE, Utc::now()).await.unwrap();
         assert!(matches!(store.rotate(&old, now, now.timestamp() + 60, rules, &QUIET).await.unwrap(), Rotation::Rotated(_)));
     }
 }
