@@ -10,11 +10,10 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 import { freePort, startAuthgraph } from "../support/start-authgraph.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(import.meta.dirname, "screenshots");
 const PAGE = readFileSync(join(import.meta.dirname, "app", "index.html"));
 
@@ -42,21 +41,7 @@ before(async () => {
     REFRESH_TOKEN_COOKIE: "on",
   });
   api = `http://localhost:${apiPort}/graphql`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      // `localhost` is this machine's IPv4 loopback, where both servers listen.
-      "--host-resolver-rules=MAP localhost 127.0.0.1",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -11,11 +11,10 @@ import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 import { startAuthgraph } from "../support/start-authgraph.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const PAGE = readFileSync(join(import.meta.dirname, "app", "index.html"));
 
 let authgraph;
@@ -43,19 +42,7 @@ before(async () => {
     req.pipe(upstream);
   });
   await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--host-resolver-rules=MAP localhost 127.0.0.1",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -83,6 +70,16 @@ const SIGNUP = (name) =>
   `mutation { signup(input: { username: "${name}", email: "${name}@example.com", password: "correct horse battery" }) { accessToken user { username } } }`;
 const REFRESH = "mutation { refreshToken { accessToken user { username } } }";
 
+/** Runs `fn` with a page of a fresh browser context (its own cookies). */
+async function inNewContext(fn) {
+  const context = await browser.newContext();
+  try {
+    await fn(context);
+  } finally {
+    await context.close();
+  }
+}
+
 /** Signs `name` up from `page` and refreshes from the cookie alone. */
 async function signUpAndRefresh(page, url, name) {
   const signup = await call(page, url, SIGNUP(name));
@@ -94,35 +91,26 @@ async function signUpAndRefresh(page, url, name) {
 }
 
 for (const host of ["127.0.0.1", "localhost"]) {
-  test(`authgraph's own page at http://${host}:PORT refreshes from the cookie`, async () => {
-    const context = await browser.newContext();
-    try {
+  test(`authgraph's own page at http://${host}:PORT refreshes from the cookie`, () =>
+    inNewContext(async (context) => {
       const page = await context.newPage();
       const origin = `http://${host}:${port}`;
       // GraphiQL: the page a newcomer opens first.
       await page.goto(`${origin}/graphql`, { waitUntil: "load" });
       await signUpAndRefresh(page, `${origin}/graphql`, `own_${host.replace(/\W/g, "")}`);
-    } finally {
-      await context.close();
-    }
-  });
+    }));
 }
 
-test("an app behind a dev proxy that keeps its Host refreshes from the cookie", async () => {
-  const context = await browser.newContext();
-  try {
+test("an app behind a dev proxy that keeps its Host refreshes from the cookie", () =>
+  inNewContext(async (context) => {
     const page = await context.newPage();
     const origin = `http://localhost:${proxy.address().port}`;
     await page.goto(`${origin}/`);
     await signUpAndRefresh(page, `${origin}/graphql`, "proxied");
-  } finally {
-    await context.close();
-  }
-});
+  }));
 
-test("a page of another origin on the same site is refused, naming the settings", async () => {
-  const context = await browser.newContext();
-  try {
+test("a page of another origin on the same site is refused, naming the settings", () =>
+  inNewContext(async (context) => {
     const page = await context.newPage();
     const own = `http://localhost:${port}`;
     await page.goto(`${own}/graphql`, { waitUntil: "load" });
@@ -151,7 +139,4 @@ test("a page of another origin on the same site is refused, naming the settings"
     assert.equal(body.errors[0].extensions.code, "FORBIDDEN");
     assert.match(body.errors[0].message, /PUBLIC_URL/);
     assert.match(body.errors[0].message, /CORS_ALLOWED_ORIGINS/);
-  } finally {
-    await context.close();
-  }
-});
+  }));

@@ -13,11 +13,10 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 import { freePort, startAuthgraph } from "../support/start-authgraph.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env.SCREENSHOT_DIR ?? join(import.meta.dirname, "screenshots");
 const PYTHON = process.env.AUTHGRAPH_TEST_SMTP_PYTHON;
 const PASSWORD = "correct horse battery";
@@ -53,12 +52,7 @@ before(async () => {
     PUBLIC_URL: publicUrl,
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP localhost 127.0.0.1"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
